@@ -1,0 +1,518 @@
+r"""Turns raw text into (masked) pre-training TFRecord shards.
+
+    python -m data_prep.build_pretraining_data --input='corpus/*.txt.gz' \
+        --vocab=vocab.txt --output_dir=data/ --max_seq_length=128 \
+        --num_shards=16 --num_workers=2 --masking=electra
+
+Streaming and bounded in memory: the inputs are cut into ~1 MB chunks at line
+or word boundaries; shard s holds the contiguous chunk range
+[s*K/S, (s+1)*K/S). Each chunk is packed and masked with randomness keyed by
+(seed, chunk, dupe copy), so the bytes do not depend on --num_workers.
+Every shard is written to a temp file and renamed, with a small JSON sidecar
+holding its counts; a rerun skips finished shards. dataset_info.json records
+the settings, per-shard counts and token accounting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from concurrent import futures
+from typing import Any
+
+from absl import app, flags
+
+from data_prep import text_source
+from data_prep.packing import SequencePacker
+from electra_tf import records
+from electra_tf.io_utils import atomic_write_json
+from electra_tf.masking import SCHEMES, Masker, max_predictions_for
+from electra_tf.vocab import Vocab
+
+FLAGS = flags.FLAGS
+
+SETTINGS_FILE = "build_settings.json"
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("input", None, "Comma-separated globs of .txt, .txt.gz or .bz2 files.")
+    flags.DEFINE_string("vocab", None, "WordPiece vocab file (one token per line).")
+    flags.DEFINE_string("output_dir", None, "Directory for shards and dataset_info.json.")
+    flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence, [CLS]/[SEP] included.")
+    flags.DEFINE_integer("num_shards", 16, "Number of output TFRecord files.")
+    flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Worker processes.")
+    flags.DEFINE_enum(
+        "masking",
+        "electra",
+        [*SCHEMES, "none"],
+        "electra: 85% [MASK] / 15% kept; bert: 80/10/10; none: unmasked records "
+        "(masked dynamically at train time).",
+    )
+    flags.DEFINE_float("mask_rate", 0.15, "Fraction of tokens selected for prediction.")
+    flags.DEFINE_integer("max_predictions_per_seq", None, "Default: int((rate+0.005)*length).")
+    flags.DEFINE_boolean("whole_word_masking", False, "Mask whole words (all their ## pieces).")
+    flags.DEFINE_integer("dupe_factor", 1, "Differently masked copies of each sequence.")
+    flags.DEFINE_integer("seed", 12345, "Random seed (packing and masking).")
+    flags.DEFINE_boolean("lower_case", True, "Lower-case and strip accents (uncased vocab).")
+    flags.DEFINE_enum("compression", "none", ["none", "gzip"], "TFRecord compression.")
+    flags.DEFINE_integer("chunk_bytes", text_source.DEFAULT_CHUNK_BYTES, "Work-unit size.")
+    flags.DEFINE_boolean("overwrite", False, "Replace output made with other settings.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything that determines the output bytes (num_workers does not)."""
+
+    inputs: tuple[str, ...]
+    vocab: str
+    output_dir: str
+    max_seq_length: int = 128
+    num_shards: int = 16
+    masking: str = "electra"
+    mask_rate: float = 0.15
+    max_predictions_per_seq: int | None = None
+    whole_word_masking: bool = False
+    dupe_factor: int = 1
+    seed: int = 12345
+    lower_case: bool = True
+    compression: str = "none"
+    chunk_bytes: int = text_source.DEFAULT_CHUNK_BYTES
+
+    @property
+    def max_predictions(self) -> int:
+        if self.max_predictions_per_seq is not None:
+            return self.max_predictions_per_seq
+        return max_predictions_for(self.max_seq_length, self.mask_rate)
+
+    def validate(self) -> None:
+        if self.max_seq_length < 8:
+            raise ValueError(
+                f"--max_seq_length={self.max_seq_length} is too small: a sequence needs "
+                "[CLS], [SEP] and some text; use at least 8"
+            )
+        if self.num_shards < 1:
+            raise ValueError(f"--num_shards must be >= 1, got {self.num_shards}")
+        if self.dupe_factor < 1:
+            raise ValueError(f"--dupe_factor must be >= 1, got {self.dupe_factor}")
+        if self.masking != "none":
+            if not 0.0 < self.mask_rate < 1.0:
+                raise ValueError(f"--mask_rate must be in (0, 1), got {self.mask_rate}")
+            if not 1 <= self.max_predictions <= self.max_seq_length:
+                raise ValueError(
+                    f"--max_predictions_per_seq={self.max_predictions} must be in "
+                    f"[1, max_seq_length={self.max_seq_length}]"
+                )
+        if self.chunk_bytes < 4096:
+            raise ValueError(f"--chunk_bytes must be >= 4096, got {self.chunk_bytes}")
+
+    def fingerprint(self, vocab: Vocab) -> dict[str, Any]:
+        """What a rerun must match to reuse finished shards."""
+        d = dataclasses.asdict(self)
+        d.pop("output_dir")
+        d["inputs"] = [
+            {"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in self.inputs
+        ]
+        d["vocab"] = {"sha256": vocab.sha256, "size": vocab.size}
+        d["max_predictions_per_seq"] = self.max_predictions
+        return d
+
+    def shard_name(self, shard: int) -> str:
+        ext = ".tfrecord.gz" if self.compression == "gzip" else ".tfrecord"
+        return f"pretrain-{shard:05d}-of-{self.num_shards:05d}{ext}"
+
+
+# --- Work done in each process -------------------------------------------------
+
+
+class _Worker:
+    """Per-process state: tokenizer, masking function and chunk reader."""
+
+    def __init__(self, settings: Settings, chunks: list[text_source.Chunk], progress: Any):
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        self.tf = tf
+        self.settings = settings
+        self.chunks = chunks
+        self.progress = progress
+        self.vocab = Vocab.load(settings.vocab)
+        self.tokenizer = tf_text.FastBertTokenizer(
+            vocab=list(self.vocab.tokens),
+            suffix_indicator="##",
+            max_bytes_per_word=100,
+            token_out_type=tf.int32,
+            unknown_token="[UNK]",
+            lower_case_nfd_strip_accents=settings.lower_case,
+        )
+        self.mask_fn = None
+        if settings.masking != "none":
+            masker = Masker.from_vocab(
+                dict(
+                    scheme=settings.masking,
+                    rate=settings.mask_rate,
+                    max_predictions=settings.max_predictions,
+                    whole_word=settings.whole_word_masking,
+                ),
+                self.vocab,
+            )
+            self.mask_fn = tf.function(masker, reduce_retracing=True, autograph=False)
+        self.reader = text_source.ChunkReader()
+
+    def _tokenize(self, sentences: list[str]) -> list[Any]:
+        if not sentences:
+            return []
+        ragged = self.tokenizer.tokenize(self.tf.constant(sentences))
+        flat = ragged.flat_values.numpy()
+        splits = ragged.row_splits.numpy()
+        return [flat[splits[i] : splits[i + 1]] for i in range(len(sentences))]
+
+    def process_chunk(self, chunk: text_source.Chunk, write: Any, stats: dict[str, int]) -> None:
+        import numpy as np
+
+        s = self.settings
+        text = self.reader.read(chunk)
+        docs = list(text_source.documents(text))
+        sentences = [sent for doc in docs for sent in doc]
+        token_lists = self._tokenize(sentences)
+        doc_tokens = []
+        i = 0
+        for doc in docs:
+            doc_tokens.append(token_lists[i : i + len(doc)])
+            i += len(doc)
+        tokens_read = sum(len(t) for t in token_lists)
+        stats["docs"] += len(docs)
+        stats["sentences"] += len(sentences)
+        stats["tokens_read"] += tokens_read
+        stats["chars"] += len(text)
+        stats["words"] += len(text.split())
+
+        for copy in range(s.dupe_factor):
+            rng = random.Random(f"{s.seed}/{chunk.index}/{copy}")
+            packer = SequencePacker(s.max_seq_length, self.vocab.cls_id, self.vocab.sep_id, rng)
+            seqs = [
+                seq for sentences_ids in doc_tokens for seq in packer.pack_document(sentences_ids)
+            ]
+            if not seqs:
+                continue
+            n, length = len(seqs), s.max_seq_length
+            ids = np.full((n, length), self.vocab.pad_id, np.int32)
+            mask = np.zeros((n, length), np.int32)
+            segs = np.zeros((n, length), np.int32)
+            written = 0
+            for r, (seq, len_a) in enumerate(seqs):
+                ids[r, : len(seq)] = seq
+                mask[r, : len(seq)] = 1
+                segs[r, len_a : len(seq)] = 1
+                written += len(seq) - (2 if len_a == len(seq) else 3)
+            batch = {"input_ids": ids, "input_mask": mask, "segment_ids": segs}
+            if self.mask_fn is not None:
+                seed = self.tf.constant(
+                    [s.seed % (1 << 31), (chunk.index * 131 + copy) % (1 << 31)]
+                )
+                masked = self.mask_fn(ids, mask, seed)
+                batch = {k: v.numpy() for k, v in masked.items()}
+                batch["input_mask"] = mask
+                batch["segment_ids"] = segs
+                stats["masked_tokens"] += int(batch["masked_lm_weights"].sum())
+            for record in records.encode_examples(batch):
+                write(record)
+            stats["examples"] += n
+            stats["tokens_written"] += written
+            stats["padding"] += int(n * length - mask.sum())
+
+    def process_shard(self, shard: int) -> dict[str, Any]:
+        tf = self.tf
+        s = self.settings
+        k = len(self.chunks)
+        lo, hi = shard * k // s.num_shards, (shard + 1) * k // s.num_shards
+        name = s.shard_name(shard)
+        final = os.path.join(s.output_dir, name)
+        tmp = os.path.join(s.output_dir, f".{name}.tmp-{os.getpid()}")
+        stats = {
+            key: 0
+            for key in (
+                "docs",
+                "sentences",
+                "tokens_read",
+                "tokens_written",
+                "examples",
+                "masked_tokens",
+                "padding",
+                "chars",
+                "words",
+            )
+        }
+        options = tf.io.TFRecordOptions(compression_type="GZIP" if s.compression == "gzip" else "")
+        replaced_before = self.reader.utf8.count
+        try:
+            with tf.io.TFRecordWriter(tmp, options) as writer:
+                for chunk in self.chunks[lo:hi]:
+                    before = dict(stats)
+                    self.process_chunk(chunk, writer.write, stats)
+                    if self.progress is not None:
+                        self.progress.put({key: stats[key] - before[key] for key in stats})
+            self.reader.close()
+            stats["invalid_utf8_replaced"] = self.reader.utf8.count - replaced_before
+            stats["chunks"] = hi - lo
+            stats["file"] = name
+            stats["bytes"] = os.path.getsize(tmp)
+            os.replace(tmp, final)
+            # The sidecar is renamed last: it marks the shard as finished.
+            atomic_write_json(final + ".json", stats)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return stats
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(settings: Settings, chunks: list[text_source.Chunk], progress: Any) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    # One thread per worker process: processes, not threads, give the speed.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    global _WORKER
+    _WORKER = _Worker(settings, chunks, progress)
+
+
+def _run_shard(shard: int) -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER.process_shard(shard)
+
+
+# --- Orchestration -----------------------------------------------------------------
+
+
+def _finished_shards(settings: Settings) -> dict[int, dict[str, Any]]:
+    done = {}
+    for shard in range(settings.num_shards):
+        final = os.path.join(settings.output_dir, settings.shard_name(shard))
+        side = final + ".json"
+        if os.path.exists(final) and os.path.exists(side):
+            try:
+                with open(side, encoding="utf-8") as f:
+                    stats = json.load(f)
+            except (OSError, json.JSONDecodeError):
+                continue
+            if stats.get("bytes") == os.path.getsize(final):
+                done[shard] = stats
+    return done
+
+
+def _prepare_output_dir(settings: Settings, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    out = settings.output_dir
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, SETTINGS_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous != fingerprint:
+            changed = sorted(
+                k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k)
+            )
+            if not overwrite:
+                raise ValueError(
+                    f"--output_dir {out} holds data made with different settings "
+                    f"({', '.join(changed)}); pass --overwrite to replace it or choose another directory"
+                )
+            _remove_outputs(out)
+    elif any(n.startswith("pretrain-") for n in os.listdir(out)):
+        if not overwrite:
+            raise ValueError(
+                f"--output_dir {out} holds shards of unknown origin; pass --overwrite to replace them"
+            )
+        _remove_outputs(out)
+    for name in os.listdir(out):  # Temp files of a killed run.
+        if name.startswith(".pretrain-") and ".tmp-" in name:
+            os.unlink(os.path.join(out, name))
+    atomic_write_json(path, fingerprint)
+
+
+def _remove_outputs(out: str) -> None:
+    for name in os.listdir(out):
+        if name.startswith(("pretrain-", ".pretrain-")) or name == records.DATASET_INFO:
+            os.unlink(os.path.join(out, name))
+
+
+class _Progress:
+    """One status line: docs, tokens, examples, tokens/s."""
+
+    def __init__(self, total_bytes: int, stream=sys.stderr):
+        self.start = time.time()
+        self.totals: dict[str, int] = {}
+        self.total_bytes = total_bytes
+        self.stream = stream
+        self.last = 0.0
+        self.tty = stream.isatty()
+
+    def add(self, delta: dict[str, int]) -> None:
+        for k, v in delta.items():
+            self.totals[k] = self.totals.get(k, 0) + v
+        now = time.time()
+        if now - self.last >= (0.5 if self.tty else 10.0):
+            self.last = now
+            self.show()
+
+    def show(self, end: str = "") -> None:
+        t = self.totals
+        dt = max(time.time() - self.start, 1e-9)
+        pct = 100.0 * t.get("chars", 0) / max(self.total_bytes, 1)
+        line = (
+            f"[data_prep] ~{min(pct, 100):5.1f}%  docs {t.get('docs', 0):,}  "
+            f"tokens {t.get('tokens_read', 0):,}  examples {t.get('examples', 0):,}  "
+            f"{t.get('tokens_read', 0) / dt:,.0f} tokens/s"
+        )
+        self.stream.write(("\r" + line + end) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+
+def build(
+    settings: Settings, num_workers: int = 1, overwrite: bool = False, command: str = ""
+) -> dict[str, Any]:
+    """Builds (or finishes) the dataset; returns the dataset_info dict."""
+    settings.validate()
+    if num_workers < 1:
+        raise ValueError(f"--num_workers must be >= 1, got {num_workers}")
+    vocab = Vocab.load(settings.vocab)
+    fingerprint = settings.fingerprint(vocab)
+    _prepare_output_dir(settings, fingerprint, overwrite)
+
+    start = time.time()
+    chunks = text_source.plan_chunks(list(settings.inputs), settings.chunk_bytes)
+    done = _finished_shards(settings)
+    todo = [s for s in range(settings.num_shards) if s not in done]
+    if done:
+        print(
+            f"[data_prep] resuming: {len(done)} of {settings.num_shards} shards already finished",
+            file=sys.stderr,
+        )
+    total_bytes = sum(c.length for c in chunks)
+    progress = _Progress(total_bytes)
+    results = dict(done)
+    workers = min(num_workers, len(todo))
+    if workers == 1:
+        worker = _Worker(settings, chunks, None)
+        for shard in todo:
+            results[shard] = worker.process_shard(shard)
+            progress.add({k: v for k, v in results[shard].items() if isinstance(v, int)})
+    elif workers > 1:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Inherited by the workers.
+        # spawn, not fork: the parent may hold TensorFlow's threads.
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        with futures.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(settings, chunks, queue)
+        ) as pool:
+            pending = {pool.submit(_run_shard, shard): shard for shard in todo}
+            while pending:
+                finished, _ = futures.wait(pending, timeout=0.2)
+                for future in finished:
+                    results[pending.pop(future)] = future.result()
+                while not queue.empty():
+                    progress.add(queue.get())
+            while not queue.empty():
+                progress.add(queue.get())
+    progress.show(end="\n")
+    elapsed = time.time() - start
+
+    shards = [results[s] for s in range(settings.num_shards)]
+    total = {
+        k: sum(s.get(k, 0) for s in shards) for k in shards[0] if isinstance(shards[0][k], int)
+    }
+    total.pop("bytes", None)
+    info = {
+        "schema_version": records.SCHEMA_VERSION,
+        "features": list(records.SEQUENCE_FEATURES)
+        + (list(records.MASKED_LM_FEATURES) if settings.masking != "none" else []),
+        "vocab_file": os.path.abspath(settings.vocab),
+        "vocab_sha256": vocab.sha256,
+        "vocab_size": vocab.size,
+        "special_token_ids": vocab.special_ids,
+        "lower_case": settings.lower_case,
+        "max_seq_length": settings.max_seq_length,
+        "max_predictions_per_seq": settings.max_predictions if settings.masking != "none" else None,
+        "masking": {
+            "scheme": settings.masking,
+            "rate": settings.mask_rate,
+            "whole_word": settings.whole_word_masking,
+        },
+        "dupe_factor": settings.dupe_factor,
+        "seed": settings.seed,
+        "compression": settings.compression,
+        "num_shards": settings.num_shards,
+        "shards": [
+            {"file": s["file"], "examples": s["examples"], "bytes": s["bytes"]} for s in shards
+        ],
+        "totals": total,
+        "tokens_lost": total["tokens_read"] * settings.dupe_factor - total["tokens_written"],
+        "last_run": {
+            "seconds": round(elapsed, 3),
+            "shards_built": len(todo),
+            "words": sum(results[s]["words"] for s in todo),
+            "workers": workers,
+        },
+        "command_line": command,
+        "inputs": [os.path.abspath(p) for p in settings.inputs],
+    }
+    atomic_write_json(os.path.join(settings.output_dir, records.DATASET_INFO), info)
+    return info
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    for name in ("input", "vocab", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise app.UsageError(f"--{name} is required")
+    try:
+        settings = Settings(
+            inputs=tuple(text_source.expand_globs(FLAGS.input)),
+            vocab=FLAGS.vocab,
+            output_dir=FLAGS.output_dir,
+            max_seq_length=FLAGS.max_seq_length,
+            num_shards=FLAGS.num_shards,
+            masking=FLAGS.masking,
+            mask_rate=FLAGS.mask_rate,
+            max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+            whole_word_masking=FLAGS.whole_word_masking,
+            dupe_factor=FLAGS.dupe_factor,
+            seed=FLAGS.seed,
+            lower_case=FLAGS.lower_case,
+            compression=FLAGS.compression,
+            chunk_bytes=FLAGS.chunk_bytes,
+        )
+        info = build(settings, FLAGS.num_workers, FLAGS.overwrite, " ".join(sys.argv))
+    except ValueError as e:  # InputError included: a clear message, no traceback.
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    t = info["totals"]
+    run_info = info["last_run"]
+    secs = max(run_info["seconds"], 1e-9)
+    print(
+        f"Wrote {t['examples']:,} examples in {settings.num_shards} shard(s) to {settings.output_dir}\n"
+        f"  documents {t['docs']:,}  words {t['words']:,}  tokens read {t['tokens_read']:,}  "
+        f"tokens written {t['tokens_written']:,} (dupe_factor {settings.dupe_factor}; "
+        f"lost {info['tokens_lost']:,})\n"
+        f"  masked tokens {t['masked_tokens']:,}  padding {t['padding']:,}  "
+        f"invalid UTF-8 bytes replaced {t['invalid_utf8_replaced']:,}\n"
+        f"  this run: {run_info['shards_built']} shard(s) in {secs:.1f} s, "
+        f"{run_info['words'] / secs:,.0f} words/s"
+    )
+
+
+def run() -> None:
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,137 @@
+r"""Learns a WordPiece vocabulary from raw text with tensorflow-text's learner.
+
+    python -m data_prep.build_vocab --input='corpus/*.txt.gz' --vocab_size=30522 \
+        --lower_case --output=vocab.txt
+
+Words are counted in a streaming pass (BERT's basic tokenization: optional
+lower-casing and accent stripping, split on whitespace and punctuation), so
+memory grows with the number of distinct words, not with the corpus. The
+special tokens sit at BERT's ids when the size allows ([PAD]=0, [UNK]=100,
+[CLS]=101, [SEP]=102, [MASK]=103, with [unusedN] fillers, as in the released
+vocab); smaller vocabs put them at 0-4. The file always has exactly
+--vocab_size lines: the learner aims a little under the target, and the rest
+is filled with [unusedN] tokens.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from data_prep import text_source
+from electra_tf.io_utils import atomic_write_text
+from electra_tf.vocab import SPECIAL_TOKENS
+
+FLAGS = flags.FLAGS
+
+# BERT's layout: [PAD], [unused0..98], [UNK], [CLS], [SEP], [MASK].
+_BERT_LAYOUT_MIN_SIZE = 1000
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("input", None, "Comma-separated globs of .txt, .txt.gz or .bz2 files.")
+    flags.DEFINE_integer("vocab_size", 30522, "Exact number of lines in the output vocab.")
+    flags.DEFINE_boolean("lower_case", True, "Lower-case and strip accents before counting.")
+    flags.DEFINE_string("output", None, "Where to write the vocab (one token per line).")
+    flags.DEFINE_integer("min_count", 2, "Ignore words seen fewer times than this.")
+    flags.DEFINE_integer("max_unique_chars", 1000, "Alphabet size limit (rarer chars -> [UNK]).")
+
+
+def reserved_tokens(vocab_size: int) -> list[str]:
+    """The special tokens in BERT's positions when the size allows."""
+    if vocab_size >= _BERT_LAYOUT_MIN_SIZE:
+        return (
+            ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        )
+    return list(SPECIAL_TOKENS)
+
+
+def count_words(paths: list[str], lower_case: bool, batch_lines: int = 4096) -> collections.Counter:
+    """Streams the inputs through BERT's basic tokenizer and counts words."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
+
+    tokenizer = BasicTokenizer(lower_case=lower_case)
+    counts: collections.Counter = collections.Counter()
+    reader = text_source.ChunkReader()
+    for chunk in text_source.plan_chunks(paths):
+        lines = []
+        for doc in text_source.documents(reader.read(chunk)):
+            lines.extend(doc)
+        for i in range(0, len(lines), batch_lines):
+            words = tokenizer.tokenize(tf.constant(lines[i : i + batch_lines])).flat_values.numpy()
+            unique, n = np.unique(words, return_counts=True)
+            counts.update(dict(zip(unique.tolist(), n.tolist())))
+    reader.close()
+    return collections.Counter({w.decode("utf-8", "replace"): c for w, c in counts.items()})
+
+
+def learn_vocab(
+    word_counts: dict[str, int], vocab_size: int, min_count: int = 2, max_unique_chars: int = 1000
+) -> list[str]:
+    """Learns WordPiece tokens and lays them out with the reserved tokens."""
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+
+    reserved = reserved_tokens(vocab_size)
+    if vocab_size <= len(reserved) + 10:
+        raise ValueError(
+            f"--vocab_size={vocab_size} is too small (reserved tokens take {len(reserved)})"
+        )
+    pairs = [(w, c) for w, c in word_counts.items() if c >= min_count]
+    if not pairs:
+        raise ValueError("no word occurs --min_count times in --input; nothing to learn from")
+    learned = learner.learn(
+        pairs,
+        vocab_size=vocab_size,
+        reserved_tokens=reserved,
+        lower_thresh=min_count,
+        max_unique_chars=max_unique_chars,
+    )
+    reserved_set = set(reserved)
+    vocab = list(reserved) + [t for t in learned if t not in reserved_set]
+    vocab = vocab[:vocab_size]
+    i = 99 if vocab_size >= _BERT_LAYOUT_MIN_SIZE else 0
+    while len(vocab) < vocab_size:
+        token = f"[unused{i}]"
+        i += 1
+        if token not in vocab:
+            vocab.append(token)
+    return vocab
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    for name in ("input", "output"):
+        if not getattr(FLAGS, name):
+            raise app.UsageError(f"--{name} is required")
+    start = time.time()
+    try:
+        paths = text_source.expand_globs(FLAGS.input)
+        counts = count_words(paths, FLAGS.lower_case)
+        print(
+            f"[build_vocab] counted {sum(counts.values()):,} words, {len(counts):,} distinct, "
+            f"in {time.time() - start:.1f} s",
+            file=sys.stderr,
+        )
+        vocab = learn_vocab(counts, FLAGS.vocab_size, FLAGS.min_count, FLAGS.max_unique_chars)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    atomic_write_text(FLAGS.output, "\n".join(vocab) + "\n")
+    print(f"Wrote {len(vocab):,} tokens to {FLAGS.output} in {time.time() - start:.1f} s")
+
+
+def run() -> None:
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

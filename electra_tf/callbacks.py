@@ -1,0 +1,123 @@
+"""Keras callbacks of the pre-training loop: logging/TensorBoard and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+# Shown on the console line; everything goes to TensorBoard.
+_CONSOLE_KEYS = ("loss", "gen_loss", "disc_loss", "gen_accuracy", "disc_auc", "replaced_fraction")
+
+
+def _lr(optimizer, step: int) -> float:
+    lr = optimizer.learning_rate
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return float(schedule(step))
+    return float(lr)
+
+
+class StepLogger(keras.callbacks.Callback):
+    """Prints a line and writes TensorBoard scalars every logging interval.
+
+    Keras "epochs" are logging intervals here, so `logs` hold the metrics
+    averaged over the interval. Adds learning rate and examples/s.
+    """
+
+    def __init__(
+        self, log_dir: str | None, global_batch_size: int, total_steps: int, stream=sys.stdout
+    ):
+        super().__init__()
+        self.global_batch_size = global_batch_size
+        self.total_steps = total_steps
+        self.stream = stream
+        self.train_writer = (
+            tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None
+        )
+        self.eval_writer = (
+            tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if log_dir else None
+        )
+        self.history: list[dict[str, float]] = []
+        self._t0 = time.time()
+        self._step0 = 0
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.time()
+        self._step0 = self._step()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self._step()
+        elapsed = max(time.time() - self._t0, 1e-9)
+        train = {k: float(v) for k, v in (logs or {}).items() if not k.startswith("val_")}
+        evals = {k[4:]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
+        train["learning_rate"] = _lr(self.model.optimizer, step)
+        train["examples_per_second"] = (step - self._step0) * self.global_batch_size / elapsed
+        self.history.append({"step": step, **train, **{f"eval_{k}": v for k, v in evals.items()}})
+        if self.train_writer is not None:
+            with self.train_writer.as_default(step=step):
+                for k, v in train.items():
+                    tf.summary.scalar(k, v)
+            self.train_writer.flush()
+        if evals and self.eval_writer is not None:
+            with self.eval_writer.as_default(step=step):
+                for k, v in evals.items():
+                    tf.summary.scalar(k, v)
+            self.eval_writer.flush()
+        shown = "  ".join(f"{k} {train[k]:.4f}" for k in _CONSOLE_KEYS if k in train)
+        line = (
+            f"step {step:>7}/{self.total_steps}  {shown}  lr {train['learning_rate']:.2e}  "
+            f"{train['examples_per_second']:.1f} ex/s"
+        )
+        if evals:
+            line += "  | eval " + "  ".join(
+                f"{k} {evals[k]:.4f}" for k in _CONSOLE_KEYS if k in evals
+            )
+        print(line, file=self.stream, flush=True)
+        if not math.isfinite(train.get("loss", 0.0)):
+            print("loss is not finite: stopping", file=self.stream, flush=True)
+            self.model.stop_training = True
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves `tf.train.CheckpointManager` checkpoints every N steps and at the end.
+
+    `before_save` runs first (it records the input position and writes the
+    standalone generator/discriminator weights).
+    """
+
+    def __init__(
+        self,
+        manager: tf.train.CheckpointManager,
+        every_steps: int,
+        total_steps: int,
+        before_save=None,
+    ):
+        super().__init__()
+        self.manager = manager
+        self.every_steps = every_steps
+        self.total_steps = total_steps
+        self.before_save = before_save
+        self.last_saved = -1
+
+    def save(self) -> str | None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step == self.last_saved:
+            return None
+        if self.before_save is not None:
+            self.before_save(step)
+        path = self.manager.save(checkpoint_number=step)
+        self.last_saved = step
+        return path
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every_steps == 0 or step >= self.total_steps:
+            self.save()

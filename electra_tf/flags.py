@@ -1,0 +1,136 @@
+"""The one place command-line flags are defined (absl, `--flagfile` friendly).
+
+Flags come in groups so every CLI defines exactly the groups it uses; each
+group is defined at most once per process.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from absl import flags
+
+from electra_tf.config import PRESETS, ElectraConfig
+from electra_tf.distribute import STRATEGIES
+
+FLAGS = flags.FLAGS
+_DEFINED: set[str] = set()
+
+
+def _once(group: str) -> bool:
+    if group in _DEFINED:
+        return False
+    _DEFINED.add(group)
+    return True
+
+
+def define_model_flags() -> None:
+    if not _once("model"):
+        return
+    flags.DEFINE_enum("model_size", "small", sorted(PRESETS), "ElectraConfig preset.")
+    flags.DEFINE_integer("vocab_size", 30522, "Vocabulary size (must match the data's vocab).")
+    flags.DEFINE_string(
+        "model_overrides",
+        "{}",
+        "JSON object of ElectraConfig field overrides, e.g. '{\"num_layers\": 4}'.",
+    )
+    flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the data and the model.")
+
+
+def define_distribution_flags() -> None:
+    if not _once("distribution"):
+        return
+    flags.DEFINE_enum(
+        "distribution_strategy",
+        "default",
+        list(STRATEGIES),
+        "tf.distribute strategy; multi-worker reads the TF_CONFIG environment variable.",
+    )
+    flags.DEFINE_integer("num_gpus", 0, "GPUs for one_device / mirrored.")
+    flags.DEFINE_string("tpu", None, "TPU address for --distribution_strategy=tpu.")
+    flags.DEFINE_string("all_reduce_alg", None, "All-reduce algorithm (nccl, ring, ...).")
+    flags.DEFINE_enum(
+        "mixed_precision",
+        "float32",
+        ["float32", "bfloat16", "float16"],
+        "Compute dtype; float16 adds dynamic loss scaling. Variables stay float32.",
+    )
+    flags.DEFINE_boolean(
+        "jit_compile", False, "XLA-compile the forward+backward pass (collectives stay outside)."
+    )
+    flags.DEFINE_integer("steps_per_execution", 1, "Train steps per tf.function call.")
+
+
+def define_optimizer_flags() -> None:
+    if not _once("optimizer"):
+        return
+    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
+    flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate.")
+    flags.DEFINE_integer("warmup_steps", 10000, "Linear warmup steps.")
+    flags.DEFINE_float("lr_decay_power", 1.0, "Power of the decay to 0 (1 = linear).")
+    flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not LayerNorm/bias).")
+    flags.DEFINE_float("adam_beta1", 0.9, "Adam beta_1.")
+    flags.DEFINE_float("adam_beta2", 0.999, "Adam beta_2.")
+    flags.DEFINE_float("adam_epsilon", 1e-6, "Adam epsilon.")
+    flags.DEFINE_float("clip_norm", 1.0, "Global-norm gradient clip after the all-reduce (0: off).")
+    flags.DEFINE_integer(
+        "grad_accum_steps", 1, "Micro-batches per update (the global batch is split into them)."
+    )
+
+
+def define_pretrain_flags() -> None:
+    define_model_flags()
+    define_distribution_flags()
+    define_optimizer_flags()
+    if not _once("pretrain"):
+        return
+    flags.DEFINE_string("train_data", None, "Comma-separated globs of pre-training TFRecords.")
+    flags.DEFINE_string("eval_data", None, "Globs of held-out TFRecords (optional).")
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, config.")
+    flags.DEFINE_integer("train_batch_size", 128, "GLOBAL batch size (split over replicas).")
+    flags.DEFINE_integer("eval_batch_size", 128, "Global eval batch size.")
+    flags.DEFINE_integer("num_train_steps", 1000000, "Optimizer steps in total.")
+    flags.DEFINE_float("gen_weight", 1.0, "Weight of the generator MLM loss.")
+    flags.DEFINE_float("disc_weight", 50.0, "Weight of the discriminator loss.")
+    flags.DEFINE_float("temperature", 1.0, "Sampling temperature for replacements.")
+    flags.DEFINE_float("mask_rate", 0.15, "Dynamic masking rate (unmasked records only).")
+    flags.DEFINE_enum(
+        "dynamic_masking",
+        "electra",
+        ["electra", "bert"],
+        "Dynamic masking scheme (unmasked records).",
+    )
+    flags.DEFINE_boolean("whole_word_masking", False, "Dynamic whole-word masking (needs --vocab).")
+    flags.DEFINE_string(
+        "vocab",
+        None,
+        "Vocab file; needed for dynamic masking when the data has no dataset_info.json.",
+    )
+    flags.DEFINE_integer("log_every_steps", 100, "Steps between log lines / TensorBoard points.")
+    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
+    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept (0 keeps all).")
+    flags.DEFINE_integer("eval_every_steps", 0, "Steps between evaluations (0: only at the end).")
+    flags.DEFINE_integer("num_eval_steps", 100, "Eval batches per evaluation.")
+    flags.DEFINE_integer("shuffle_buffer", 10000, "Records in the shuffle buffer.")
+    flags.DEFINE_integer("seed", 42, "Seed for initialisation, shuffling and sampling.")
+
+
+def model_config_from_flags() -> ElectraConfig:
+    """The ElectraConfig the flags describe; errors name the flag."""
+    try:
+        overrides: dict[str, Any] = json.loads(FLAGS.model_overrides or "{}")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--model_overrides is not valid JSON: {e}") from e
+    if not isinstance(overrides, dict):
+        raise ValueError("--model_overrides must be a JSON object")
+    overrides.setdefault("vocab_size", FLAGS.vocab_size)
+    preset = PRESETS[FLAGS.model_size]
+    if FLAGS.max_seq_length > overrides.get(
+        "max_position_embeddings", preset.get("max_position_embeddings", 512)
+    ):
+        overrides["max_position_embeddings"] = FLAGS.max_seq_length
+    try:
+        return ElectraConfig.from_preset(FLAGS.model_size, **overrides)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--model_size/--model_overrides: {e}") from e

@@ -1,0 +1,186 @@
+"""Optimizers and learning-rate schedules for pre-training and fine-tuning.
+
+* `WarmupLinearDecay`: lr * (1 - t/T)^power * min(1, t/W), exactly the
+  reference's polynomial decay to 0 times a linear warmup.
+* `ElectraAdamW`: the reference's AdamWeightDecayOptimizer (β 0.9/0.999,
+  ε 1e-6, no bias correction, decoupled weight decay 0.01 skipping LayerNorm
+  and biases).
+* `Lamb`: Keras' LAMB with the same weight-decay exclusions.
+
+Both optimizers expect gradients that are already all-reduced and clipped:
+the train step sums gradients over replicas, clips the global norm once and
+then applies (PITFALLS.md: Keras' own all-reduce happens after per-replica
+clipping, which scales the clip by the replica count).
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+import tensorflow as tf
+
+# Variables that get no weight decay, as the reference's
+# exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"].
+NO_DECAY_PATTERN = re.compile(r"layer_norm|LayerNorm|bias")
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `learning_rate`, then polynomial decay to 0 at `total_steps`.
+
+    Example:
+        >>> schedule = WarmupLinearDecay(5e-4, warmup_steps=10_000, total_steps=1_000_000)
+        >>> float(schedule(5_000))  # doctest: +SKIP
+        0.000248...
+    """
+
+    def __init__(
+        self, learning_rate: float, warmup_steps: int, total_steps: int, power: float = 1.0
+    ):
+        if total_steps <= 0:
+            raise ValueError(f"total_steps must be positive, got {total_steps}")
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.power = float(power)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        progress = tf.minimum(step, float(self.total_steps)) / float(self.total_steps)
+        lr = self.learning_rate * tf.pow(1.0 - progress, self.power)
+        if self.warmup_steps > 0:
+            lr *= tf.minimum(1.0, step / float(self.warmup_steps))
+        return lr
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "power": self.power,
+        }
+
+
+class _PreReducedGradients:
+    """Mixin: gradients arrive already all-reduced over replicas."""
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraAdamW(_PreReducedGradients, keras.optimizers.Optimizer):
+    """Adam with decoupled weight decay, as google-research/electra's optimizer.
+
+    update = m / (sqrt(v) + ε) with no bias correction (set
+    `bias_correction=True` for the usual Adam), and `var -= lr * wd * var`
+    for variables that decay. Weight decay is the base class's decoupled
+    decay, applied with the same learning rate before the Adam step, which is
+    the reference's `update += wd * var; var -= lr * update`.
+
+    Example:
+        >>> opt = ElectraAdamW(WarmupLinearDecay(5e-4, 100, 1000), weight_decay=0.01)
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        weight_decay: float = 0.01,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-6,
+        bias_correction: bool = False,
+        name: str = "electra_adamw",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs
+        )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.bias_correction = bias_correction
+
+    def build(self, var_list):
+        if self.built:
+            return
+        exclude_from_weight_decay(self, var_list)  # Keras wants this before build.
+        super().build(var_list)
+        self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        ops = keras.ops
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._m[index], self._v[index]
+        self.assign(
+            m, ops.add(ops.multiply(m, self.beta_1), ops.multiply(gradient, 1 - self.beta_1))
+        )
+        self.assign(
+            v,
+            ops.add(
+                ops.multiply(v, self.beta_2), ops.multiply(ops.square(gradient), 1 - self.beta_2)
+            ),
+        )
+        m_hat, v_hat = m, v
+        if self.bias_correction:
+            t = ops.cast(self.iterations + 1, variable.dtype)
+            m_hat = ops.divide(m, 1 - ops.power(ops.cast(self.beta_1, variable.dtype), t))
+            v_hat = ops.divide(v, 1 - ops.power(ops.cast(self.beta_2, variable.dtype), t))
+        update = ops.divide(m_hat, ops.add(ops.sqrt(v_hat), self.epsilon))
+        self.assign_sub(variable, ops.multiply(lr, update))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "bias_correction": self.bias_correction,
+        }
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Lamb(_PreReducedGradients, keras.optimizers.Lamb):
+    """Keras' LAMB, with ELECTRA's weight-decay exclusions and pre-reduced gradients."""
+
+    def build(self, var_list):
+        if self.built:
+            return
+        exclude_from_weight_decay(self, var_list)  # Keras wants this before build.
+        super().build(var_list)
+
+
+def exclude_from_weight_decay(optimizer: keras.optimizers.Optimizer, var_list) -> None:
+    """Marks LayerNorm and bias variables as exempt from weight decay."""
+    optimizer.exclude_from_weight_decay(
+        var_list=[v for v in var_list if NO_DECAY_PATTERN.search(v.path)]
+    )
+
+
+def create_optimizer(
+    name: str,
+    learning_rate: float,
+    warmup_steps: int,
+    total_steps: int,
+    weight_decay: float = 0.01,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-6,
+    lr_decay_power: float = 1.0,
+) -> keras.optimizers.Optimizer:
+    """The one place optimizers are made ("adamw" or "lamb")."""
+    schedule = WarmupLinearDecay(learning_rate, warmup_steps, total_steps, lr_decay_power)
+    if name == "adamw":
+        return ElectraAdamW(schedule, weight_decay, beta_1, beta_2, epsilon)
+    if name == "lamb":
+        return Lamb(
+            learning_rate=schedule,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            weight_decay=weight_decay,
+        )
+    raise ValueError(f"--optimizer must be 'adamw' or 'lamb', got {name!r}")

@@ -1,0 +1,369 @@
+"""Runs ELECTRA pre-training: strategy, data, model, checkpoints, resume.
+
+`run_pretraining(PretrainOptions(...))` is the whole job; the CLI in
+`electra_tf.pretrain` only turns flags into options.
+
+Layout of `model_dir`:
+    electra_config.json         the ElectraConfig
+    pretrain_options.json       every option of the run
+    ckpt-<step>.*, checkpoint   tf.train.Checkpoint(model, optimizer, input
+                                position, dropout RNG states)
+    discriminator/, generator/  the latest weights of each tower alone
+                                (model.weights.h5 + electra_config.json)
+    train/, eval/               TensorBoard event files
+    results.json                final train/eval metrics
+
+Restarting the same command resumes from the latest checkpoint: the step,
+the learning-rate schedule, the optimizer slots, the dropout RNG and the
+input position all continue where they stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from electra_tf import data as data_lib
+from electra_tf.callbacks import Checkpointer, StepLogger
+from electra_tf.config import ElectraConfig
+from electra_tf.distribute import get_strategy
+from electra_tf.io_utils import atomic_write_json
+from electra_tf.masking import Masker, max_predictions_for
+from electra_tf.modeling import ElectraPretrainer
+from electra_tf.optimization import create_optimizer
+from electra_tf.vocab import Vocab
+
+
+@dataclasses.dataclass
+class PretrainOptions:
+    """Everything a pre-training run needs (the pretrain flags, typed)."""
+
+    config: ElectraConfig
+    train_data: str
+    model_dir: str
+    eval_data: str | None = None
+    max_seq_length: int = 128
+    train_batch_size: int = 128
+    eval_batch_size: int = 128
+    num_train_steps: int = 1000
+    learning_rate: float = 5e-4
+    warmup_steps: int = 100
+    lr_decay_power: float = 1.0
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    clip_norm: float = 1.0
+    grad_accum_steps: int = 1
+    gen_weight: float = 1.0
+    disc_weight: float = 50.0
+    temperature: float = 1.0
+    mask_rate: float = 0.15
+    dynamic_masking: str = "electra"
+    whole_word_masking: bool = False
+    vocab: str | None = None
+    log_every_steps: int = 100
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    eval_every_steps: int = 0
+    num_eval_steps: int = 100
+    shuffle_buffer: int = 10000
+    seed: int = 42
+    distribution_strategy: str = "default"
+    num_gpus: int = 0
+    tpu: str | None = None
+    all_reduce_alg: str | None = None
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+
+    def validate(self) -> None:
+        positive = (
+            "train_batch_size",
+            "eval_batch_size",
+            "num_train_steps",
+            "log_every_steps",
+            "save_checkpoints_steps",
+            "num_eval_steps",
+            "steps_per_execution",
+            "grad_accum_steps",
+            "shuffle_buffer",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"--warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.train_batch_size % self.grad_accum_steps:
+            raise ValueError(
+                f"--train_batch_size={self.train_batch_size} is not divisible by "
+                f"--grad_accum_steps={self.grad_accum_steps}"
+            )
+        if self.max_seq_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"--max_seq_length={self.max_seq_length} exceeds the model's "
+                f"max_position_embeddings={self.config.max_position_embeddings}"
+            )
+        if self.temperature <= 0:
+            raise ValueError(f"--temperature must be positive, got {self.temperature}")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["config"] = self.config.to_dict()
+        return d
+
+
+def _set_precision(name: str) -> None:
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[name]
+    keras.mixed_precision.set_dtype_policy(policy)
+
+
+def _masker_for(options: PretrainOptions, data: data_lib.PretrainingData) -> Masker | None:
+    """Dynamic masking for unmasked records, with the data's special ids."""
+    if data.max_predictions_per_seq is not None:
+        return None
+    vocab_path = options.vocab or (data.info or {}).get("vocab_file")
+    if not vocab_path or not os.path.exists(vocab_path):
+        raise ValueError(
+            "--train_data holds unmasked records: pass --vocab so they can be masked dynamically"
+        )
+    vocab = Vocab.load(vocab_path)
+    if vocab.size != options.config.vocab_size:
+        raise ValueError(
+            f"--vocab {vocab_path} has {vocab.size} tokens but the model's vocab_size="
+            f"{options.config.vocab_size}"
+        )
+    return Masker.from_vocab(
+        dict(
+            scheme=options.dynamic_masking,
+            rate=options.mask_rate,
+            max_predictions=max_predictions_for(options.max_seq_length, options.mask_rate),
+            whole_word=options.whole_word_masking,
+        ),
+        vocab,
+    )
+
+
+def _rng_states(model: keras.Model) -> list:
+    """Dropout's SeedGenerator states: not saved by default, needed for exact resume."""
+    states = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            states.append(generator.state)
+    return states
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> None:
+    """Writes one tower's weights + config so it loads alone (atomic)."""
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, os.path.join(directory, "model.weights.h5"))
+    config.save(os.path.join(directory, "electra_config.json"))
+
+
+def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
+    """Loads a tower saved by pre-training (`model_dir/discriminator` or `/generator`)."""
+    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator
+
+    config = ElectraConfig.load_from_dir(directory)
+    model = ElectraDiscriminator(config) if tower == "discriminator" else ElectraGenerator(config)
+    model.build()
+    model.load_weights(os.path.join(directory, "model.weights.h5"))
+    return model
+
+
+def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, Any]:
+    """Trains (or resumes) and returns the final metrics."""
+    options.validate()
+    config = options.config
+    train = data_lib.inspect_data(options.train_data, "--train_data")
+    data_lib.check_compatible(train, config.vocab_size, options.max_seq_length, "--train_data")
+    masker = _masker_for(options, train)
+    evaluation = None
+    if options.eval_data:
+        evaluation = data_lib.inspect_data(options.eval_data, "--eval_data")
+        data_lib.check_compatible(
+            evaluation, config.vocab_size, options.max_seq_length, "--eval_data"
+        )
+        eval_masker = _masker_for(options, evaluation)
+
+    strategy = get_strategy(
+        options.distribution_strategy, options.num_gpus, options.tpu, options.all_reduce_alg
+    )
+    replicas = strategy.num_replicas_in_sync
+    if options.train_batch_size % replicas:
+        raise ValueError(
+            f"--train_batch_size={options.train_batch_size} is not divisible by the "
+            f"{replicas} replicas of --distribution_strategy={options.distribution_strategy}"
+        )
+    chief = _is_chief(strategy)
+    model_dir = options.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+    if chief:
+        config.save(os.path.join(model_dir, "electra_config.json"))
+        atomic_write_json(os.path.join(model_dir, "pretrain_options.json"), options.to_json_dict())
+
+    _set_precision(options.mixed_precision)
+    keras.utils.set_random_seed(options.seed)
+    try:
+        with strategy.scope():
+            model = ElectraPretrainer(
+                config,
+                gen_weight=options.gen_weight,
+                disc_weight=options.disc_weight,
+                temperature=options.temperature,
+                seed=options.seed,
+                grad_accum_steps=options.grad_accum_steps,
+                clip_norm=options.clip_norm,
+                jit_compile=options.jit_compile,
+            )
+            optimizer = create_optimizer(
+                options.optimizer,
+                options.learning_rate,
+                options.warmup_steps,
+                options.num_train_steps,
+                options.weight_decay,
+                options.adam_beta1,
+                options.adam_beta2,
+                options.adam_epsilon,
+                options.lr_decay_power,
+            )
+            if options.mixed_precision == "float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            model.compile(optimizer=optimizer, steps_per_execution=options.steps_per_execution)
+            model.build_all()
+            input_position = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_position")
+            checkpoint = tf.train.Checkpoint(
+                model=model,
+                optimizer=optimizer,
+                input_position=input_position,
+                rng=_rng_states(model),
+            )
+        manager = tf.train.CheckpointManager(
+            checkpoint,
+            model_dir,
+            max_to_keep=options.keep_checkpoint_max or None,
+            step_counter=optimizer.iterations,
+        )
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            print(f"Resumed from {manager.latest_checkpoint}", file=stream, flush=True)
+        step = int(optimizer.iterations.numpy())
+
+        def before_save(now: int) -> None:
+            input_position.assign_add((now - before_save.last) * options.train_batch_size)
+            before_save.last = now
+            if chief:
+                save_tower(model.discriminator, config, os.path.join(model_dir, "discriminator"))
+                save_tower(model.generator, config, os.path.join(model_dir, "generator"))
+
+        before_save.last = step
+        log_dir = model_dir if chief else None
+        logger = StepLogger(log_dir, options.train_batch_size, options.num_train_steps, stream)
+        checkpointer = Checkpointer(
+            manager, options.save_checkpoints_steps, options.num_train_steps, before_save
+        )
+
+        def train_dataset(at_step: int) -> tf.data.Dataset:
+            skip = (
+                int(input_position.numpy())
+                + (at_step - before_save.last) * options.train_batch_size
+            )
+            return data_lib.pretraining_dataset(
+                train,
+                options.train_batch_size,
+                seed=options.seed,
+                training=True,
+                skip_records=skip,
+                first_batch_index=at_step,
+                masker=masker,
+                shuffle_buffer=options.shuffle_buffer,
+            )
+
+        def eval_dataset() -> tf.data.Dataset:
+            return data_lib.pretraining_dataset(
+                evaluation,
+                options.eval_batch_size,
+                seed=options.seed,
+                training=False,
+                masker=eval_masker,
+                repeat=True,
+            ).take(options.num_eval_steps)
+
+        interval = options.log_every_steps
+        total = options.num_train_steps
+        if step >= total:
+            print(f"Already trained {step} of {total} steps.", file=stream, flush=True)
+        while step < total:
+            # Keras epochs are logging intervals aligned to multiples of the
+            # interval; a resume or a total off the grid runs a short one first.
+            aligned = step % interval == 0 and total - step >= interval
+            steps_per_epoch = interval if aligned else min(interval - step % interval, total - step)
+            epochs = (total // interval) if aligned else 1
+            initial_epoch = (step // interval) if aligned else 0
+            validation = {}
+            if evaluation is not None and options.eval_every_steps and aligned:
+                if options.eval_every_steps % interval:
+                    raise ValueError("--eval_every_steps must be a multiple of --log_every_steps")
+                validation = dict(
+                    validation_data=eval_dataset(),
+                    validation_steps=options.num_eval_steps,
+                    validation_freq=options.eval_every_steps // interval,
+                )
+            model.fit(
+                train_dataset(step),
+                steps_per_epoch=steps_per_epoch,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                callbacks=[logger, checkpointer],
+                shuffle=False,  # The pipeline shuffles, with the seed.
+                verbose=0,
+                **validation,
+            )
+            new_step = int(optimizer.iterations.numpy())
+            if new_step == step or model.stop_training:
+                break
+            step = new_step
+        checkpointer.set_model(model)
+        last_checkpoint = checkpointer.save() or manager.latest_checkpoint
+
+        results: dict[str, Any] = {
+            "step": int(optimizer.iterations.numpy()),
+            "checkpoint": last_checkpoint,
+        }
+        if logger.history:
+            results["train"] = logger.history[-1]
+        if evaluation is not None:
+            eval_logs = model.evaluate(eval_dataset(), verbose=0, return_dict=True)
+            results["eval"] = {k: float(v) for k, v in eval_logs.items()}
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(results["eval"].items()))
+            print(f"final eval: {shown}", file=stream, flush=True)
+        if chief:
+            atomic_write_json(os.path.join(model_dir, "results.json"), results)
+        print(
+            f"Checkpoint: {last_checkpoint}\n"
+            f"Discriminator (for fine-tuning): {os.path.join(model_dir, 'discriminator')}\n"
+            f"TensorBoard: tensorboard --logdir {model_dir}",
+            file=stream,
+            flush=True,
+        )
+        return results
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")

@@ -1,0 +1,39 @@
+"""electra-tf: pre-train, fine-tune and ship ELECTRA text encoders with TF 2 + Keras 3."""
+
+from setuptools import find_packages, setup
+
+# One pinned set that installs together on Python 3.11 (see PITFALLS.md):
+# tf-models-official 2.20 requires tensorflow~=2.20 and tensorflow-text~=2.20.
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.0",
+    "tensorflow-text==2.20.1",
+    "keras==3.15.1",
+    "keras-hub==0.32.0",
+    "tf-models-official==2.20.0",
+    "absl-py>=1.4,<3",
+    "numpy>=1.26,<3",
+]
+
+EXTRAS = {
+    "test": ["pytest==9.2.0", "ruff==0.17.6"],
+    # Peers for benchmarks/: transformers + the CPU torch wheel that lies on disk here.
+    "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil"],
+}
+
+setup(
+    name="electra-tf",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["electra_tf", "electra_tf.*", "data_prep", "data_prep.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "electra-build-vocab=data_prep.build_vocab:run",
+            "electra-build-pretraining-data=data_prep.build_pretraining_data:run",
+            "electra-builtin-corpus=data_prep.builtin_corpus:run",
+            "electra-pretrain=electra_tf.pretrain:run",
+        ]
+    },
+)

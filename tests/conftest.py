@@ -1,0 +1,90 @@
+"""Shared fixtures: the ../shared/data folder and small real datasets."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _find_shared_data() -> pathlib.Path | None:
+    for candidate in (
+        os.environ.get("ELECTRA_SHARED_DATA"),
+        REPO.parent / "shared" / "data",
+        REPO / ".." / "shared" / "data",
+    ):
+        if candidate and pathlib.Path(candidate, "vocab", "uncased_vocab.txt").exists():
+            return pathlib.Path(candidate).resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    """../shared/data, or skip with a clear message when it is absent."""
+    path = _find_shared_data()
+    if path is None:
+        pytest.skip(
+            "../shared/data not found (set ELECTRA_SHARED_DATA to the folder holding "
+            "corpus/, vocab/, sst2_like/ ...)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def vocab_path(shared_data) -> str:
+    return str(shared_data / "vocab" / "uncased_vocab.txt")
+
+
+@pytest.fixture(scope="session")
+def moby_sample(shared_data, tmp_path_factory) -> str:
+    """The first ~300 KB of Moby Dick (one paragraph per line), as a .txt file."""
+    out = tmp_path_factory.mktemp("corpus") / "moby.txt"
+    with gzip.open(shared_data / "corpus" / "mobydick.txt.gz", "rt", encoding="utf-8") as f:
+        text = f.read(300_000)
+    out.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def masked_data(moby_sample, vocab_path, tmp_path_factory) -> str:
+    """Statically masked (electra scheme) shards of `moby_sample`, length 64."""
+    from data_prep.build_pretraining_data import Settings, build
+
+    out = tmp_path_factory.mktemp("masked")
+    build(
+        Settings(
+            inputs=(moby_sample,),
+            vocab=vocab_path,
+            output_dir=str(out),
+            max_seq_length=64,
+            num_shards=2,
+            chunk_bytes=65536,
+        )
+    )
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def unmasked_data(moby_sample, vocab_path, tmp_path_factory) -> str:
+    """Unmasked shards of `moby_sample` (dynamic masking at train time), length 64."""
+    from data_prep.build_pretraining_data import Settings, build
+
+    out = tmp_path_factory.mktemp("unmasked")
+    build(
+        Settings(
+            inputs=(moby_sample,),
+            vocab=vocab_path,
+            output_dir=str(out),
+            max_seq_length=64,
+            num_shards=2,
+            masking="none",
+            chunk_bytes=65536,
+        )
+    )
+    return str(out)

@@ -1,0 +1,248 @@
+"""data_prep.build_pretraining_data on real text: format, accounting, safety."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_prep.build_pretraining_data import Settings, build
+from electra_tf import data as data_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PAD, CLS, SEP, MASK = 0, 101, 102, 103
+
+
+def _records(directory):
+    out = []
+    for path in sorted(pathlib.Path(directory).glob("pretrain-*.tfrecord*")):
+        if path.suffix == ".json":
+            continue
+        comp = "GZIP" if str(path).endswith(".gz") else ""
+        out.extend(r.numpy() for r in tf.data.TFRecordDataset(str(path), compression_type=comp))
+    return out
+
+
+def _run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-m", "data_prep.build_pretraining_data", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_shards_round_trip_with_tf_data(masked_data):
+    info = json.loads(pathlib.Path(masked_data, "dataset_info.json").read_text())
+    data = data_lib.inspect_data(f"{masked_data}/pretrain-*")
+    assert (
+        data.max_seq_length == 64
+        and data.max_predictions_per_seq == 9 == info["max_predictions_per_seq"]
+    )
+    batches = list(data_lib.pretraining_dataset(data, 32, training=False))
+    n = sum(b["input_ids"].shape[0] for b in batches)
+    assert n == info["totals"]["examples"] == sum(s["examples"] for s in info["shards"])
+    b = batches[0]
+    assert b["input_ids"].dtype == tf.int32 and b["masked_lm_weights"].dtype == tf.float32
+    assert b["input_ids"].shape == (32, 64) and b["masked_lm_positions"].shape == (32, 9)
+
+    ids = np.concatenate([x["input_ids"].numpy() for x in batches])
+    mask = np.concatenate([x["input_mask"].numpy() for x in batches])
+    pos = np.concatenate([x["masked_lm_positions"].numpy() for x in batches])
+    orig = np.concatenate([x["masked_lm_ids"].numpy() for x in batches])
+    w = np.concatenate([x["masked_lm_weights"].numpy() for x in batches]) > 0
+    at = np.take_along_axis(ids, pos, 1)
+    # Masked positions hold [MASK] or (electra scheme) the original id.
+    assert ((at == MASK) | (at == orig))[w].all()
+    share = (at == MASK)[w].mean()
+    assert 0.82 < share < 0.88
+    # Rate: round(real * 0.15), never a special token.
+    expected = np.maximum(1, np.minimum(9, np.round(mask.sum(1) * 0.15)))
+    assert (w.sum(1) == expected).mean() > 0.99
+    assert not np.isin(orig[w], [PAD, CLS, SEP, MASK]).any()
+    assert (ids[:, 0] == CLS).all() and (ids[mask == 0] == PAD).all()
+
+
+def test_token_accounting_nothing_lost(masked_data):
+    info = json.loads(pathlib.Path(masked_data, "dataset_info.json").read_text())
+    t = info["totals"]
+    assert t["tokens_read"] > 50_000
+    assert t["tokens_written"] == t["tokens_read"] and info["tokens_lost"] == 0
+    ids = np.stack(
+        [
+            np.array(tf.train.Example.FromString(r).features.feature["input_mask"].int64_list.value)
+            for r in _records(masked_data)
+        ]
+    )
+    n_special = sum(
+        3
+        if 1 in tf.train.Example.FromString(r).features.feature["segment_ids"].int64_list.value
+        else 2
+        for r in _records(masked_data)
+    )
+    assert ids.sum() - n_special == t["tokens_written"]
+
+
+def test_deterministic_and_independent_of_workers(moby_sample, vocab_path, tmp_path):
+    common = dict(
+        inputs=(moby_sample,), vocab=vocab_path, max_seq_length=64, num_shards=3, chunk_bytes=32768
+    )
+    build(Settings(output_dir=str(tmp_path / "a"), **common), num_workers=1)
+    build(Settings(output_dir=str(tmp_path / "b"), **common), num_workers=2)
+    for name in sorted(p.name for p in (tmp_path / "a").glob("pretrain-*.tfrecord")):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    build(
+        Settings(output_dir=str(tmp_path / "c"), **{**common, "inputs": (moby_sample,)}),
+        num_workers=1,
+    )
+    # A different seed gives different bytes.
+    build(Settings(output_dir=str(tmp_path / "d"), seed=7, **common))
+    a = (tmp_path / "a" / "pretrain-00000-of-00003.tfrecord").read_bytes()
+    assert a == (tmp_path / "c" / "pretrain-00000-of-00003.tfrecord").read_bytes()
+    assert a != (tmp_path / "d" / "pretrain-00000-of-00003.tfrecord").read_bytes()
+
+
+def test_resume_after_a_kill_only_builds_missing_shards(moby_sample, vocab_path, tmp_path):
+    s = Settings(
+        inputs=(moby_sample,),
+        vocab=vocab_path,
+        output_dir=str(tmp_path),
+        max_seq_length=64,
+        num_shards=4,
+        chunk_bytes=32768,
+    )
+    build(s)
+    reference = {p.name: p.read_bytes() for p in tmp_path.glob("pretrain-*.tfrecord")}
+    # Simulate a kill: shard 2 never finished (no sidecar, a stray temp file),
+    # shard 3 was renamed but its sidecar was not.
+    (tmp_path / "pretrain-00002-of-00004.tfrecord").unlink()
+    (tmp_path / "pretrain-00002-of-00004.tfrecord.json").unlink()
+    (tmp_path / ".pretrain-00002-of-00004.tfrecord.tmp-999").write_bytes(b"partial")
+    (tmp_path / "pretrain-00003-of-00004.tfrecord.json").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("pretrain-0000[01]*")}
+    info = build(s)
+    assert info["last_run"]["shards_built"] == 2
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("pretrain-0000[01]*")} == before
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("pretrain-*.tfrecord")} == reference
+    assert not list(tmp_path.glob(".*tmp*"))
+    assert build(s)["last_run"]["shards_built"] == 0
+
+
+def test_other_settings_are_refused_without_overwrite(moby_sample, vocab_path, tmp_path):
+    s = Settings(
+        inputs=(moby_sample,),
+        vocab=vocab_path,
+        output_dir=str(tmp_path),
+        max_seq_length=64,
+        num_shards=2,
+    )
+    build(s)
+    other = Settings(**{**s.__dict__, "max_seq_length": 128})
+    with pytest.raises(ValueError, match="different settings.*max_seq_length"):
+        build(other)
+    info = build(other, overwrite=True)
+    assert info["max_seq_length"] == 128 and info["last_run"]["shards_built"] == 2
+
+
+def test_unmasked_gzip_bert_whole_word_variants(moby_sample, vocab_path, tmp_path):
+    s = Settings(
+        inputs=(moby_sample,),
+        vocab=vocab_path,
+        output_dir=str(tmp_path / "n"),
+        max_seq_length=64,
+        num_shards=1,
+        masking="none",
+        compression="gzip",
+    )
+    info = build(s)
+    assert info["features"] == ["input_ids", "input_mask", "segment_ids"]
+    assert (tmp_path / "n" / "pretrain-00000-of-00001.tfrecord.gz").exists()
+    assert data_lib.inspect_data(str(tmp_path / "n" / "*.gz")).max_predictions_per_seq is None
+    s2 = Settings(
+        inputs=(moby_sample,),
+        vocab=vocab_path,
+        output_dir=str(tmp_path / "b"),
+        max_seq_length=64,
+        num_shards=1,
+        masking="bert",
+        whole_word_masking=True,
+        dupe_factor=2,
+    )
+    info2 = build(s2)
+    assert info2["totals"]["tokens_written"] == 2 * info2["totals"]["tokens_read"]
+    assert info2["masking"] == {"scheme": "bert", "rate": 0.15, "whole_word": True}
+
+
+def test_empty_and_invalid_utf8_files(vocab_path, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "bad.txt").write_bytes(b"Call me Ishmael. \xff\xfe Some years ago.\n" * 50)
+    s = Settings(
+        inputs=(str(tmp_path / "empty.txt"), str(tmp_path / "bad.txt")),
+        vocab=vocab_path,
+        output_dir=str(tmp_path / "out"),
+        max_seq_length=32,
+        num_shards=1,
+    )
+    info = build(s)
+    assert info["totals"]["invalid_utf8_replaced"] == 100
+    assert info["totals"]["examples"] > 0
+
+
+def test_cli_bad_inputs_get_clear_errors(moby_sample, vocab_path, tmp_path):
+    out = str(tmp_path / "out")
+    r = _run_cli(f"--input={tmp_path}/nope*.txt", f"--vocab={vocab_path}", f"--output_dir={out}")
+    assert r.returncode == 2 and "matches no file" in r.stderr
+    bad_vocab = tmp_path / "vocab.txt"
+    bad_vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
+    r = _run_cli(f"--input={moby_sample}", f"--vocab={bad_vocab}", f"--output_dir={out}")
+    assert (
+        r.returncode == 2
+        and "lacks special token(s) [MASK]" in r.stderr
+        and str(bad_vocab) in r.stderr
+    )
+    r = _run_cli(
+        f"--input={moby_sample}",
+        f"--vocab={vocab_path}",
+        f"--output_dir={out}",
+        "--max_seq_length=4",
+    )
+    assert r.returncode == 2 and "--max_seq_length=4 is too small" in r.stderr
+    unreadable = tmp_path / "locked.txt"
+    unreadable.write_text("text")
+    unreadable.chmod(0)
+    if not os.access(unreadable, os.R_OK):  # root can read anything
+        r = _run_cli(f"--input={unreadable}", f"--vocab={vocab_path}", f"--output_dir={out}")
+        assert r.returncode == 2 and "not readable" in r.stderr
+    corrupt = tmp_path / "corrupt.txt.gz"
+    corrupt.write_bytes(b"this is not gzip data at all")
+    r = _run_cli(f"--input={corrupt}", f"--vocab={vocab_path}", f"--output_dir={out}")
+    assert r.returncode == 2 and str(corrupt) in r.stderr
+    r = _run_cli(
+        f"--input={moby_sample}", f"--vocab={vocab_path}", f"--output_dir={out}", "--bogus_flag=1"
+    )
+    assert r.returncode != 0 and "bogus_flag" in r.stderr
+    assert not pathlib.Path(out, "dataset_info.json").exists()
+
+
+def test_cli_end_to_end_summary(moby_sample, vocab_path, tmp_path):
+    r = _run_cli(
+        f"--input={moby_sample}",
+        f"--vocab={vocab_path}",
+        f"--output_dir={tmp_path}",
+        "--num_shards=2",
+        "--num_workers=2",
+        "--max_seq_length=128",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "tokens written" in r.stdout and "lost 0" in r.stdout and "words/s" in r.stdout
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["special_token_ids"] == {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}
+    assert info["vocab_size"] == 30522 and len(info["vocab_sha256"]) == 64
+    assert "--num_workers=2" in info["command_line"]

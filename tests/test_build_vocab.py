@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+from data_prep.build_vocab import count_words, learn_vocab, reserved_tokens
+from electra_tf.vocab import Vocab
+
+
+def test_learned_vocab_has_exact_size_and_bert_layout(moby_sample, tmp_path):
+    counts = count_words([moby_sample], lower_case=True)
+    assert counts["whale"] > 50 and "Whale" not in counts
+    vocab = learn_vocab(counts, 2000)
+    assert len(vocab) == 2000 and len(set(vocab)) == 2000
+    assert vocab[:1] == ["[PAD]"] and vocab[100:104] == ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert "whale" in vocab and any(t.startswith("##") for t in vocab)
+
+
+def test_small_vocab_puts_specials_first(moby_sample):
+    assert reserved_tokens(500) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = learn_vocab(count_words([moby_sample], True), 500)
+    assert vocab[:5] == reserved_tokens(500) and len(vocab) == 500
+
+
+def test_cli_writes_a_loadable_vocab(moby_sample, tmp_path):
+    out = tmp_path / "v" / "vocab.txt"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "data_prep.build_vocab",
+            f"--input={moby_sample}",
+            "--vocab_size=1500",
+            f"--output={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    vocab = Vocab.load(str(out))
+    assert vocab.size == 1500 and vocab.mask_id == 103
