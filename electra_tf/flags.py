@@ -114,6 +114,11 @@ def define_pretrain_flags() -> None:
     flags.DEFINE_integer("num_eval_steps", 100, "Eval batches per evaluation.")
     flags.DEFINE_integer("shuffle_buffer", 10000, "Records in the shuffle buffer.")
     flags.DEFINE_integer("seed", 42, "Seed for initialisation, shuffling and sampling.")
+    flags.DEFINE_integer(
+        "max_steps_per_run",
+        0,
+        "Stop (with a checkpoint) after this many steps in this invocation; rerun to continue. 0: no limit.",
+    )
 
 
 def model_config_from_flags() -> ElectraConfig:

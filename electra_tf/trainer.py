@@ -82,6 +82,7 @@ class PretrainOptions:
     mixed_precision: str = "float32"
     jit_compile: bool = False
     steps_per_execution: int = 1
+    max_steps_per_run: int = 0
 
     def validate(self) -> None:
         positive = (
@@ -309,8 +310,15 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
 
         interval = options.log_every_steps
         total = options.num_train_steps
-        if step >= total:
-            print(f"Already trained {step} of {total} steps.", file=stream, flush=True)
+        if options.max_steps_per_run > 0:
+            # Stop early (checkpointed, resumable); the schedule still spans num_train_steps.
+            total = min(total, step + options.max_steps_per_run)
+        if step >= options.num_train_steps:
+            print(
+                f"Already trained {step} of {options.num_train_steps} steps.",
+                file=stream,
+                flush=True,
+            )
         while step < total:
             # Keras epochs are logging intervals aligned to multiples of the
             # interval; a resume or a total off the grid runs a short one first.

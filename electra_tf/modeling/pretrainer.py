@@ -259,6 +259,9 @@ class ElectraPretrainer(keras.Model):
         for i, micro in enumerate(micro_batches):
             micro_seed = tf.random.experimental.stateless_fold_in(seed, i)
             g, out = self._grad_fn(micro, micro_seed, num_masked, num_tokens)
+            if self.grad_accum_steps > 1:
+                # Embedding gradients are IndexedSlices, which do not add up.
+                g = [tf.convert_to_tensor(x) for x in g]
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             self._update_metrics(out)
         grads = _all_reduce_sum(grads)

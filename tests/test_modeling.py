@@ -1,0 +1,83 @@
+"""Shapes, weight sharing/tying, config round-trips, standalone tower save/load."""
+
+import numpy as np
+
+from electra_tf.config import ElectraConfig
+from electra_tf.modeling import (
+    ElectraBackbone,
+    ElectraDiscriminator,
+    ElectraGenerator,
+    ElectraPretrainer,
+)
+from electra_tf.trainer import load_tower, save_tower
+
+
+def _inputs(b=2, length=12, vocab=100):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, vocab, (b, length)).astype(np.int32)
+    mask = np.ones((b, length), np.int32)
+    mask[1, 8:] = 0
+    return {
+        "input_ids": ids,
+        "input_mask": mask,
+        "segment_ids": np.zeros_like(ids),
+        "masked_lm_positions": np.array([[1, 2, 3], [4, 5, 0]]),
+    }
+
+
+def test_shapes_and_towers():
+    config = ElectraConfig.from_preset("tiny", vocab_size=100)
+    x = _inputs()
+    assert ElectraBackbone(config)(x).shape == (2, 12, 64)
+    assert ElectraBackbone(config, "generator")(x).shape == (2, 12, config.generator_hidden_size)
+    assert ElectraDiscriminator(config)(x).shape == (2, 12)
+    assert ElectraGenerator(config)(x).shape == (2, 3, 100)
+
+
+def test_pretrainer_shares_embeddings_and_ties_the_mlm_head():
+    config = ElectraConfig.from_preset("tiny", vocab_size=100, generator_fraction=0.25)
+    model = ElectraPretrainer(config)
+    model.build()
+    assert model.generator.embeddings is model.discriminator.embeddings
+    paths = [v.path for v in model.trainable_variables]
+    assert len(paths) == len(set(paths))
+    assert sum("token_embedding" in p for p in paths) == 1
+    # Tied: the MLM head has a bias but no output kernel of its own.
+    head = [p for p in paths if "generator_predictions" in p]
+    assert any(p.endswith("output_bias") for p in head) and not any(
+        "output_kernel" in p for p in head
+    )
+    # Each tower projects the 32-wide embeddings to its own width (64, 16).
+    assert sum(p.endswith("embeddings_project/kernel") for p in paths) == 2
+
+
+def test_hidden_padding_does_not_change_real_token_outputs():
+    config = ElectraConfig.from_preset("tiny", vocab_size=100, dropout=0.0)
+    model = ElectraDiscriminator(config)
+    x = _inputs()
+    x2 = {k: v.copy() for k, v in x.items()}
+    x2["input_ids"][1, 8:] = 7  # change only padded positions
+    np.testing.assert_allclose(model(x)[1, :8], model(x2)[1, :8], atol=1e-5)
+
+
+def test_get_config_round_trips():
+    config = ElectraConfig.from_preset("tiny", vocab_size=100)
+    for cls in (ElectraDiscriminator, ElectraGenerator):
+        model = cls(config)
+        clone = cls.from_config(model.get_config())
+        assert clone.config == config
+    pre = ElectraPretrainer(config, disc_weight=30.0, temperature=0.5)
+    assert ElectraPretrainer.from_config(pre.get_config()).get_config() == pre.get_config()
+
+
+def test_towers_save_and_load_alone(tmp_path):
+    config = ElectraConfig.from_preset("tiny", vocab_size=100, dropout=0.0)
+    model = ElectraPretrainer(config)
+    model.build()
+    x = _inputs()
+    save_tower(model.discriminator, config, str(tmp_path / "disc"))
+    save_tower(model.generator, config, str(tmp_path / "gen"))
+    disc = load_tower(str(tmp_path / "disc"), "discriminator")
+    gen = load_tower(str(tmp_path / "gen"), "generator")
+    np.testing.assert_allclose(disc(x), model.discriminator(x), atol=1e-6)
+    np.testing.assert_allclose(gen(x), model.generator(x), atol=1e-6)

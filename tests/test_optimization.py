@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.optimization import (
+    NO_DECAY_PATTERN,
+    ElectraAdamW,
+    WarmupLinearDecay,
+    create_optimizer,
+)
+
+
+def test_schedule_is_warmup_times_linear_decay():
+    s = WarmupLinearDecay(1e-3, warmup_steps=10, total_steps=100)
+    assert float(s(0)) == 0.0
+    np.testing.assert_allclose(float(s(5)), 1e-3 * 0.95 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(float(s(10)), 1e-3 * 0.9, rtol=1e-6)
+    np.testing.assert_allclose(float(s(55)), 1e-3 * 0.45, rtol=1e-6)
+    assert float(s(100)) == 0.0 and float(s(150)) == 0.0
+    np.testing.assert_allclose(float(WarmupLinearDecay(1.0, 0, 10)(0)), 1.0)
+
+
+def test_adamw_matches_the_reference_update():
+    import keras
+
+    lr, wd, b1, b2, eps = 0.1, 0.01, 0.9, 0.999, 1e-6
+    kernel = keras.Variable(np.array([1.0, -2.0], np.float32), name="kernel")
+    bias = keras.Variable(np.array([0.5], np.float32), name="bias")
+    opt = ElectraAdamW(lr, weight_decay=wd)
+    ref_k, ref_b = kernel.numpy().copy(), bias.numpy().copy()
+    m_k = v_k = np.zeros(2)
+    m_b = v_b = np.zeros(1)
+    for g_k, g_b in (
+        [np.array([0.3, -0.1]), np.array([0.2])],
+        [np.array([0.1, 0.4]), np.array([-0.5])],
+    ):
+        opt.apply([tf.constant(g_k, tf.float32), tf.constant(g_b, tf.float32)], [kernel, bias])
+        m_k, v_k = b1 * m_k + (1 - b1) * g_k, b2 * v_k + (1 - b2) * g_k**2
+        ref_k = ref_k - lr * (m_k / (np.sqrt(v_k) + eps) + wd * ref_k)  # decays
+        m_b, v_b = b1 * m_b + (1 - b1) * g_b, b2 * v_b + (1 - b2) * g_b**2
+        ref_b = ref_b - lr * (m_b / (np.sqrt(v_b) + eps))  # bias: no decay
+    np.testing.assert_allclose(kernel.numpy(), ref_k, rtol=1e-5)
+    np.testing.assert_allclose(bias.numpy(), ref_b, rtol=1e-5)
+
+
+def test_weight_decay_exclusions():
+    for path in (
+        "x/embeddings_layer_norm/gamma",
+        "x/dense/bias",
+        "x/generator_predictions/output_bias",
+    ):
+        assert NO_DECAY_PATTERN.search(path)
+    assert not NO_DECAY_PATTERN.search("x/layer_0/feedforward_intermediate_dense/kernel")
+    assert not NO_DECAY_PATTERN.search("x/embeddings/token_embedding/embeddings")
+
+
+def test_unknown_optimizer_is_refused():
+    with pytest.raises(ValueError, match="--optimizer"):
+        create_optimizer("sgd", 1e-3, 1, 10)
+    assert create_optimizer("lamb", 1e-3, 1, 10).name

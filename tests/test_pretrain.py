@@ -1,0 +1,173 @@
+"""Pre-training on real text: learning, exact resume, precision/XLA paths, errors, CLI."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.config import ElectraConfig
+from electra_tf.trainer import PretrainOptions, run_pretraining
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _options(data_dir, model_dir, **overrides):
+    config = ElectraConfig.from_preset("tiny", vocab_size=30522, max_position_embeddings=64)
+    base = dict(
+        config=config,
+        train_data=f"{data_dir}/pretrain-*",
+        model_dir=str(model_dir),
+        max_seq_length=64,
+        train_batch_size=16,
+        eval_batch_size=16,
+        num_train_steps=20,
+        learning_rate=1e-3,
+        warmup_steps=5,
+        log_every_steps=5,
+        save_checkpoints_steps=10,
+        shuffle_buffer=200,
+        seed=3,
+    )
+    base.update(overrides)
+    return PretrainOptions(**base)
+
+
+def _checkpoint_values(model_dir):
+    """Every numeric tensor of the latest checkpoint (weights, slots, step, RNG)."""
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir)))
+    values = {
+        n: reader.get_tensor(n)
+        for n in reader.get_variable_to_shape_map()
+        if "save_counter" not in n
+    }
+    return {n: v for n, v in values.items() if np.asarray(v).dtype.kind in "fiu"}
+
+
+def test_loss_falls_on_real_text(masked_data, tmp_path):
+    results = run_pretraining(
+        _options(
+            masked_data,
+            tmp_path,
+            num_train_steps=150,
+            log_every_steps=25,
+            save_checkpoints_steps=150,
+            eval_data=f"{masked_data}/pretrain-00001*",
+            num_eval_steps=4,
+        )
+    )
+    last = results["train"]  # the last logging interval
+    assert results["step"] == 150
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["step"] == 150 and "eval" in saved
+    # Generator MLM loss starts near ln(30522) = 10.3 and must fall clearly.
+    assert last["gen_loss"] < 8.0
+    assert saved["eval"]["gen_loss"] < 8.0
+    assert 0.05 < last["replaced_fraction"] < 0.2
+    assert (tmp_path / "discriminator" / "model.weights.h5").exists()
+    assert (tmp_path / "generator" / "model.weights.h5").exists()
+    assert list((tmp_path / "train").iterdir()), "TensorBoard events written"
+
+
+def test_resume_is_exact(masked_data, tmp_path):
+    straight = tmp_path / "straight"
+    run_pretraining(_options(masked_data, straight))
+    resumed = tmp_path / "resumed"
+    first = run_pretraining(_options(masked_data, resumed, max_steps_per_run=10))
+    assert first["step"] == 10
+    second = run_pretraining(_options(masked_data, resumed))
+    assert second["step"] == 20
+    a, b = _checkpoint_values(straight), _checkpoint_values(resumed)
+    assert a.keys() == b.keys() and len(a) > 50
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    # The same again resumes nothing.
+    assert run_pretraining(_options(masked_data, resumed))["step"] == 20
+
+
+def test_resume_off_the_logging_grid(masked_data, tmp_path):
+    # Stop at step 7 (not a multiple of log_every_steps=5) and finish at 20.
+    run_pretraining(_options(masked_data, tmp_path, max_steps_per_run=7, save_checkpoints_steps=10))
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-7")
+    assert run_pretraining(_options(masked_data, tmp_path))["step"] == 20
+
+
+def test_dynamic_masking_on_unmasked_records(unmasked_data, tmp_path):
+    results = run_pretraining(_options(unmasked_data, tmp_path, num_train_steps=10))
+    assert results["step"] == 10 and 0.05 < results["train"]["replaced_fraction"] < 0.2
+
+
+@pytest.mark.parametrize(
+    "precision,jit", [("bfloat16", False), ("float16", False), ("float32", True)]
+)
+def test_precision_and_xla_paths_run(masked_data, tmp_path, precision, jit):
+    results = run_pretraining(
+        _options(
+            masked_data,
+            tmp_path,
+            num_train_steps=4,
+            log_every_steps=2,
+            save_checkpoints_steps=4,
+            mixed_precision=precision,
+            jit_compile=jit,
+            grad_accum_steps=2,
+        )
+    )
+    assert results["step"] == 4 and np.isfinite(results["train"]["loss"])
+
+
+def test_data_that_does_not_fit_the_model_is_refused(masked_data, tmp_path):
+    with pytest.raises(
+        ValueError, match="vocab_size=30522 but the training run uses vocab_size=1000"
+    ):
+        run_pretraining(
+            _options(
+                masked_data, tmp_path, config=ElectraConfig.from_preset("tiny", vocab_size=1000)
+            )
+        )
+    with pytest.raises(
+        ValueError, match="max_seq_length=64 but the training run uses max_seq_length=32"
+    ):
+        run_pretraining(_options(masked_data, tmp_path, max_seq_length=32))
+    with pytest.raises(ValueError, match="matches no file"):
+        run_pretraining(_options(str(tmp_path / "nowhere"), tmp_path))
+    with pytest.raises(ValueError, match="grad_accum_steps"):
+        run_pretraining(_options(masked_data, tmp_path, grad_accum_steps=3))
+
+
+def test_cli_runs_from_a_flagfile_and_rejects_unknown_flags(masked_data, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [
+        sys.executable,
+        "-m",
+        "electra_tf.pretrain",
+        "--flagfile=configs/tiny.flags",
+        f"--train_data={masked_data}/pretrain-*",
+        f"--model_dir={tmp_path}",
+        "--max_seq_length=64",
+        "--num_train_steps=6",
+        "--log_every_steps=3",
+        "--save_checkpoints_steps=6",
+        "--train_batch_size=8",
+    ]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "step       6/6" in r.stdout and "Checkpoint:" in r.stdout
+    assert json.loads((tmp_path / "electra_config.json").read_text())["num_layers"] == 2
+    r = subprocess.run(
+        cmd + ["--no_such_flag=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode != 0 and "no_such_flag" in r.stderr
+    r = subprocess.run(
+        cmd + ["--model_overrides={bad"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "--model_overrides" in r.stderr
