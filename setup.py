@@ -12,6 +12,9 @@ INSTALL_REQUIRES = [
     "tf-models-official==2.20.0",
     "absl-py>=1.4,<3",
     "numpy>=1.26,<3",
+    # tensorflow-hub (imported by Model Garden's nlp tasks) needs pkg_resources,
+    # which fresh venvs lack and setuptools>=81 no longer ships.
+    "setuptools>=68,<81",
 ]
 
 EXTRAS = {

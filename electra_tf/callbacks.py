@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import keras
@@ -121,3 +124,53 @@ class Checkpointer(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         if step % self.every_steps == 0 or step >= self.total_steps:
             self.save()
+
+
+class PreemptionWatcher(keras.callbacks.Callback):
+    """SIGTERM (what schedulers and preemptible VMs send): finish the step, stop.
+
+    The caller then saves a checkpoint and exits; rerunning resumes. Under
+    MultiWorkerMirroredStrategy the workers agree on the stopping step (the
+    flag is summed across workers after every batch), so a worker that got the
+    signal does not leave the others waiting in a collective.
+
+    Use `with watcher.installed(): model.fit(..., callbacks=[watcher])`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._agree = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # Signal handlers can only be set from the main thread.
+            return
+        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _on_signal(self, signum, frame):
+        self.requested = True
+
+    def on_train_begin(self, logs=None):
+        strategy = self.model.distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+
+            @tf.function
+            def agree(flag):
+                per_replica = strategy.run(lambda f: tf.identity(f), args=(flag,))
+                return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+            self._agree = agree
+
+    def on_train_batch_end(self, batch, logs=None):
+        requested = self.requested
+        if self._agree is not None:
+            requested = float(self._agree(tf.constant(float(requested)))) > 0
+            self.requested = requested
+        if requested:
+            self.model.stop_training = True

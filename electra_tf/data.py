@@ -131,6 +131,7 @@ def pretraining_dataset(
         repeat: Repeat an evaluation pass (training always repeats).
     """
     files = list(data.files)
+    pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
     ds = tf.data.Dataset.from_tensor_slices(files)
     if input_context is not None and input_context.num_input_pipelines > 1:
         if len(files) >= input_context.num_input_pipelines:
@@ -175,7 +176,10 @@ def pretraining_dataset(
             batch_seed = tf.stack(
                 [tf.constant(seed % (1 << 31), tf.int64), index + first_batch_index]
             )
-            masked = masker(batch["input_ids"], batch["input_mask"], tf.cast(batch_seed, tf.int32))
+            batch_seed = tf.cast(batch_seed, tf.int32)
+            if pipeline_id:  # each worker's pipeline masks its own batches differently
+                batch_seed = tf.random.experimental.stateless_fold_in(batch_seed, pipeline_id)
+            masked = masker(batch["input_ids"], batch["input_mask"], batch_seed)
             return {**batch, **masked}
 
         ds = ds.enumerate().map(

@@ -6,6 +6,11 @@ tf_keras layers involved) so the names match Model Garden's flags.
 
 from __future__ import annotations
 
+import glob
+import os
+import socket
+from urllib.parse import urlparse
+
 import tensorflow as tf
 
 STRATEGIES = (
@@ -47,6 +52,14 @@ def get_strategy(
             "--distribution_strategy=parameter_server is not supported: Keras 3's fit loop "
             "has no ParameterServerStrategy coordinator; use multi_worker_mirrored"
         )
+    if name == "tpu":
+        check_tpu_reachable(tpu)
+    if name == "mirrored" and num_gpus == 0:
+        # Model Garden mirrors over CPU:0 only; mirror over every logical CPU
+        # (tf.config.set_logical_device_configuration), which is how the
+        # multi-replica path is exercised on a machine without GPUs.
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
     from official.common import distribute_utils
 
     return distribute_utils.get_distribution_strategy(
@@ -55,3 +68,32 @@ def get_strategy(
         all_reduce_alg=all_reduce_alg,
         tpu_address=tpu,
     )
+
+
+def check_tpu_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fails fast, instead of hanging in the TPU resolver, when no TPU is there.
+
+    Accepts "grpc://host:port" / "host:port" (a TPU worker), "local" or None
+    (a Cloud TPU VM: needs TPU devices on this machine), or a Cloud TPU name
+    (resolved through the GCE metadata server, which must answer).
+    """
+    if address in (None, "", "local"):
+        if not (glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*")):
+            raise ValueError(
+                "--distribution_strategy=tpu: no TPU devices on this machine; pass "
+                "--tpu=grpc://HOST:8470 or a Cloud TPU name"
+            )
+        return
+    parsed = urlparse(address if "://" in address else f"grpc://{address}")
+    if parsed.port is None:
+        # A TPU name: needs the metadata server of a Google Cloud VM.
+        host, port = os.environ.get("GCE_METADATA_HOST", "metadata.google.internal"), 80
+        what = f"the GCE metadata server ({host}) that resolves --tpu={address}"
+    else:
+        host, port = parsed.hostname, parsed.port
+        what = f"the TPU at --tpu={address}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ValueError(f"--distribution_strategy=tpu: cannot reach {what}: {e}") from e

@@ -9,6 +9,7 @@ Rerunning the same command resumes from the latest checkpoint in
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from absl import app, logging
@@ -37,10 +38,12 @@ def main(argv: list[str]) -> None:
     from electra_tf.trainer import run_pretraining
 
     try:
-        run_pretraining(options_from_flags())
+        results = run_pretraining(options_from_flags())
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if results.get("preempted"):
+        sys.exit(128 + signal.SIGTERM)  # the conventional status of a SIGTERM'd job
 
 
 def run() -> None:

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from electra_tf import data as data_lib
-from electra_tf.callbacks import Checkpointer, StepLogger
+from electra_tf.callbacks import Checkpointer, PreemptionWatcher, StepLogger
 from electra_tf.config import ElectraConfig
 from electra_tf.distribute import get_strategy
 from electra_tf.io_utils import atomic_write_json
@@ -194,6 +197,10 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
     """Trains (or resumes) and returns the final metrics."""
     options.validate()
     config = options.config
+    # First: MultiWorkerMirroredStrategy must exist before any TF op runs.
+    strategy = get_strategy(
+        options.distribution_strategy, options.num_gpus, options.tpu, options.all_reduce_alg
+    )
     train = data_lib.inspect_data(options.train_data, "--train_data")
     data_lib.check_compatible(train, config.vocab_size, options.max_seq_length, "--train_data")
     masker = _masker_for(options, train)
@@ -205,9 +212,6 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         )
         eval_masker = _masker_for(options, evaluation)
 
-    strategy = get_strategy(
-        options.distribution_strategy, options.num_gpus, options.tpu, options.all_reduce_alg
-    )
     replicas = strategy.num_replicas_in_sync
     if options.train_batch_size % replicas:
         raise ValueError(
@@ -217,12 +221,16 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
     chief = _is_chief(strategy)
     model_dir = options.model_dir
     os.makedirs(model_dir, exist_ok=True)
+    # Every worker saves (MWMS needs all of them in the save), but only the
+    # chief into model_dir; the others write to temp dirs removed at the end.
+    save_dir = model_dir if chief else tempfile.mkdtemp(prefix="electra_worker_")
     if chief:
         config.save(os.path.join(model_dir, "electra_config.json"))
         atomic_write_json(os.path.join(model_dir, "pretrain_options.json"), options.to_json_dict())
 
     _set_precision(options.mixed_precision)
     keras.utils.set_random_seed(options.seed)
+    preemption = PreemptionWatcher()
     try:
         with strategy.scope():
             model = ElectraPretrainer(
@@ -259,13 +267,14 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
             )
         manager = tf.train.CheckpointManager(
             checkpoint,
-            model_dir,
+            save_dir,
             max_to_keep=options.keep_checkpoint_max or None,
             step_counter=optimizer.iterations,
         )
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            print(f"Resumed from {manager.latest_checkpoint}", file=stream, flush=True)
+        latest = tf.train.latest_checkpoint(model_dir)
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+            print(f"Resumed from {latest}", file=stream, flush=True)
         step = int(optimizer.iterations.numpy())
 
         def before_save(now: int) -> None:
@@ -276,37 +285,48 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 save_tower(model.generator, config, os.path.join(model_dir, "generator"))
 
         before_save.last = step
-        log_dir = model_dir if chief else None
-        logger = StepLogger(log_dir, options.train_batch_size, options.num_train_steps, stream)
+        logger = StepLogger(
+            model_dir if chief else None, options.train_batch_size, options.num_train_steps, stream
+        )
         checkpointer = Checkpointer(
             manager, options.save_checkpoints_steps, options.num_train_steps, before_save
         )
 
-        def train_dataset(at_step: int) -> tf.data.Dataset:
-            skip = (
+        def train_dataset(at_step: int):
+            consumed = (
                 int(input_position.numpy())
                 + (at_step - before_save.last) * options.train_batch_size
             )
-            return data_lib.pretraining_dataset(
-                train,
+            return _distributed(
+                strategy,
+                lambda ctx, batch: data_lib.pretraining_dataset(
+                    train,
+                    batch,
+                    seed=options.seed,
+                    training=True,
+                    skip_records=consumed // _pipelines(ctx),
+                    first_batch_index=at_step * _batches_per_step(ctx),
+                    masker=masker,
+                    input_context=ctx,
+                    shuffle_buffer=options.shuffle_buffer,
+                ),
                 options.train_batch_size,
-                seed=options.seed,
-                training=True,
-                skip_records=skip,
-                first_batch_index=at_step,
-                masker=masker,
-                shuffle_buffer=options.shuffle_buffer,
             )
 
-        def eval_dataset() -> tf.data.Dataset:
-            return data_lib.pretraining_dataset(
-                evaluation,
+        def eval_dataset():
+            return _distributed(
+                strategy,
+                lambda ctx, batch: data_lib.pretraining_dataset(
+                    evaluation,
+                    batch,
+                    seed=options.seed,
+                    training=False,
+                    masker=eval_masker,
+                    input_context=ctx,
+                    repeat=True,
+                ).take(options.num_eval_steps * _batches_per_step(ctx)),
                 options.eval_batch_size,
-                seed=options.seed,
-                training=False,
-                masker=eval_masker,
-                repeat=True,
-            ).take(options.num_eval_steps)
+            )
 
         interval = options.log_every_steps
         total = options.num_train_steps
@@ -319,48 +339,64 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 file=stream,
                 flush=True,
             )
-        while step < total:
-            # Keras epochs are logging intervals aligned to multiples of the
-            # interval; a resume or a total off the grid runs a short one first.
-            aligned = step % interval == 0 and total - step >= interval
-            steps_per_epoch = interval if aligned else min(interval - step % interval, total - step)
-            epochs = (total // interval) if aligned else 1
-            initial_epoch = (step // interval) if aligned else 0
-            validation = {}
-            if evaluation is not None and options.eval_every_steps and aligned:
-                if options.eval_every_steps % interval:
-                    raise ValueError("--eval_every_steps must be a multiple of --log_every_steps")
-                validation = dict(
-                    validation_data=eval_dataset(),
-                    validation_steps=options.num_eval_steps,
-                    validation_freq=options.eval_every_steps // interval,
+        with preemption.installed():
+            while step < total and not preemption.requested:
+                # Keras epochs are logging intervals aligned to multiples of the
+                # interval; a resume or a total off the grid runs a short one first.
+                aligned = step % interval == 0 and total - step >= interval
+                steps_per_epoch = (
+                    interval if aligned else min(interval - step % interval, total - step)
                 )
-            model.fit(
-                train_dataset(step),
-                steps_per_epoch=steps_per_epoch,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                callbacks=[logger, checkpointer],
-                shuffle=False,  # The pipeline shuffles, with the seed.
-                verbose=0,
-                **validation,
-            )
-            new_step = int(optimizer.iterations.numpy())
-            if new_step == step or model.stop_training:
-                break
-            step = new_step
+                epochs = (total // interval) if aligned else 1
+                initial_epoch = (step // interval) if aligned else 0
+                validation = {}
+                if evaluation is not None and options.eval_every_steps and aligned:
+                    if options.eval_every_steps % interval:
+                        raise ValueError(
+                            "--eval_every_steps must be a multiple of --log_every_steps"
+                        )
+                    validation = dict(
+                        validation_data=eval_dataset(),
+                        validation_steps=options.num_eval_steps,
+                        validation_freq=options.eval_every_steps // interval,
+                    )
+                model.fit(
+                    train_dataset(step),
+                    steps_per_epoch=steps_per_epoch,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    callbacks=[logger, checkpointer, preemption],
+                    shuffle=False,  # The pipeline shuffles, with the seed.
+                    verbose=0,
+                    **validation,
+                )
+                new_step = int(optimizer.iterations.numpy())
+                if new_step == step or (model.stop_training and not preemption.requested):
+                    break
+                step = new_step
         checkpointer.set_model(model)
         last_checkpoint = checkpointer.save() or manager.latest_checkpoint
 
         results: dict[str, Any] = {
             "step": int(optimizer.iterations.numpy()),
             "checkpoint": last_checkpoint,
+            "preempted": preemption.requested,
         }
+        if preemption.requested:
+            print(
+                f"Preempted (SIGTERM) at step {results['step']}: saved {last_checkpoint}; "
+                "rerun the same command to resume.",
+                file=stream,
+                flush=True,
+            )
+            return results
         if logger.history:
             results["train"] = logger.history[-1]
         if evaluation is not None:
-            eval_logs = model.evaluate(eval_dataset(), verbose=0, return_dict=True)
-            results["eval"] = {k: float(v) for k, v in eval_logs.items()}
+            eval_logs = model.evaluate(
+                eval_dataset(), steps=options.num_eval_steps, verbose=0, return_dict=True
+            )
+            results["eval"] = {k: float(np.mean(v)) for k, v in eval_logs.items()}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(results["eval"].items()))
             print(f"final eval: {shown}", file=stream, flush=True)
         if chief:
@@ -375,3 +411,27 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         return results
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+        if not chief:
+            shutil.rmtree(save_dir, ignore_errors=True)
+
+
+def _pipelines(ctx: tf.distribute.InputContext | None) -> int:
+    return ctx.num_input_pipelines if ctx else 1
+
+
+def _batches_per_step(ctx: tf.distribute.InputContext | None) -> int:
+    """Batches one input pipeline yields per training step (one per local replica)."""
+    return ctx.num_replicas_in_sync // ctx.num_input_pipelines if ctx else 1
+
+
+def _distributed(strategy: tf.distribute.Strategy, make, global_batch: int):
+    """A plain dataset on the default strategy; per-worker pipelines otherwise.
+
+    `make(input_context, batch_size)` builds one pipeline: with a strategy it
+    gets the per-replica batch size and shards by file across workers.
+    """
+    if strategy is tf.distribute.get_strategy():  # the default (no-op) strategy
+        return make(None, global_batch)
+    return strategy.distribute_datasets_from_function(
+        lambda ctx: make(ctx, ctx.get_per_replica_batch_size(global_batch))
+    )

@@ -37,18 +37,28 @@ def test_scatter_positions_writes_only_weighted_slots():
 
 def test_gumbel_max_samples_follow_the_softmax():
     logits = np.log(np.array([[0.5, 0.25, 0.15, 0.1]], np.float32))
-    logits = np.tile(logits, (20000, 1))
-    draws = sample_gumbel_max(logits, tf.constant([1, 2])).numpy()
+    logits = np.tile(logits, (20000, 1))[:, None, :]  # [B, N=1, V=4]
+    draws = sample_gumbel_max(logits, tf.constant([1, 2])).numpy().ravel()
     freq = np.bincount(draws, minlength=4) / len(draws)
     np.testing.assert_allclose(freq, [0.5, 0.25, 0.15, 0.1], atol=0.012)
     # Temperature 0.5 sharpens: p ∝ p0^2.
-    sharp = sample_gumbel_max(logits, tf.constant([3, 4]), temperature=0.5).numpy()
+    sharp = sample_gumbel_max(logits, tf.constant([3, 4]), temperature=0.5).numpy().ravel()
     p2 = np.array([0.5, 0.25, 0.15, 0.1]) ** 2
     np.testing.assert_allclose(
         np.bincount(sharp, minlength=4) / len(sharp), p2 / p2.sum(), atol=0.012
     )
-    again = sample_gumbel_max(logits, tf.constant([1, 2])).numpy()
+    again = sample_gumbel_max(logits, tf.constant([1, 2])).numpy().ravel()
     np.testing.assert_array_equal(draws, again)
+
+
+def test_gumbel_samples_do_not_depend_on_how_the_batch_is_split():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 3, 30522)).astype(np.float32)  # odd vocab rows
+    seed = tf.constant([7, 9])
+    whole = sample_gumbel_max(logits, seed).numpy()
+    for start, stop in ((0, 2), (2, 5), (5, 6)):
+        part = sample_gumbel_max(logits[start:stop], seed, row_offset=start).numpy()
+        np.testing.assert_array_equal(part, whole[start:stop])
 
 
 def test_rtd_labels_are_zero_where_the_sample_equals_the_original():

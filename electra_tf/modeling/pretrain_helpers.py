@@ -37,14 +37,33 @@ def scatter_positions(
     return written * value + (1 - written) * sequence, written
 
 
-def sample_gumbel_max(logits: tf.Tensor, seed: tf.Tensor, temperature: float = 1.0) -> tf.Tensor:
+def sample_gumbel_max(
+    logits: tf.Tensor, seed: tf.Tensor, temperature: float = 1.0, row_offset: tf.Tensor | int = 0
+) -> tf.Tensor:
     """Samples ids from softmax(logits / temperature) with the Gumbel-max trick.
 
-    Stateless: the same int32 `seed` [2] gives the same sample, in graph mode,
-    under XLA and on every replica (callers fold the replica id into the seed).
-    The 1e-9 terms follow the reference implementation.
+    Stateless and keyed by (seed, row): `logits` [B, N, V] are rows
+    `row_offset .. row_offset + B` of a global batch, and each row gets the
+    noise it would get in the whole batch. Philox is counter-based, so a
+    replica (or micro-batch) draws exactly its slice by starting the counter
+    at its first row. The samples therefore do not depend on how the global
+    batch is split over replicas or micro-batches. The 1e-9 terms follow the
+    reference implementation.
     """
     logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=0.0, maxval=1.0)
+    shape = tf.shape(logits)
+    rows, n, vocab = shape[0], shape[1], shape[2]
+    # Philox emits 4 values per counter step: pad the vocab axis to a
+    # multiple of 4 so every row starts on a counter boundary.
+    padded = (vocab + 3) // 4 * 4
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=tf.cast(seed, tf.int32))
+    steps_per_row = tf.cast(n * padded // 4, tf.uint64)
+    counter += tf.stack([tf.cast(row_offset, tf.uint64) * steps_per_row, tf.constant(0, tf.uint64)])
+    uniform = tf.raw_ops.StatelessRandomUniformV2(
+        shape=tf.stack([rows, n, padded]), key=key, counter=counter, alg=_PHILOX, dtype=tf.float32
+    )[:, :, :vocab]
     gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
     return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+
+
+_PHILOX = 1  # tf.random.Algorithm.PHILOX

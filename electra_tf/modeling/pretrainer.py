@@ -14,9 +14,9 @@ Losses are normalised by GLOBAL counts (masked tokens, real tokens) gathered
 across replicas before the forward pass, so each replica's loss is its share
 of the global mean and summed gradients are the global-batch gradient,
 whatever the replica count. Gradients are all-reduced here, clipped to the
-global norm once, then applied (PITFALLS.md). Sampling seeds are
-`(step, seed + replica)`, folded with the micro-batch index, so runs are
-reproducible and resumable with no extra state.
+global norm once, then applied (PITFALLS.md). Replacement sampling is keyed
+by (seed, step, global example index), so it is reproducible, resumable with
+no extra state, and the same whatever the number of replicas or micro-batches.
 """
 
 from __future__ import annotations
@@ -123,6 +123,14 @@ class ElectraPretrainer(keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' version pulls a batch off the iterator under a strategy (which
+        # would shift the data by one batch per fit call) and fails under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20329). This model is
+        # built explicitly by build_all() in the strategy scope instead.
+        if not self.built:
+            raise ValueError("call build_all() in the strategy scope before fit()")
+
     @property
     def metrics(self):
         return [
@@ -139,7 +147,7 @@ class ElectraPretrainer(keras.Model):
 
     # --- forward ------------------------------------------------------------------
 
-    def _forward(self, batch, seed, num_masked, num_tokens, training):
+    def _forward(self, batch, seed, num_masked, num_tokens, training, row_offset=0):
         """Both towers on one (micro-)batch; losses are shares of the global mean."""
         input_ids = tf.cast(batch["input_ids"], tf.int32)
         input_mask = tf.cast(batch["input_mask"], tf.int32)
@@ -160,7 +168,7 @@ class ElectraPretrainer(keras.Model):
         mlm_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=mlm_ids, logits=mlm_logits)
         gen_sum = tf.reduce_sum(mlm_ce * mlm_weights)
 
-        sampled = sample_gumbel_max(mlm_logits, seed, self.temperature)
+        sampled = sample_gumbel_max(mlm_logits, seed, self.temperature, row_offset)
         original, _ = scatter_positions(input_ids, mlm_ids, positions, mlm_weights)
         corrupted, _ = scatter_positions(original, sampled, positions, mlm_weights)
         labels = tf.cast(tf.not_equal(corrupted, original), tf.float32)
@@ -192,9 +200,11 @@ class ElectraPretrainer(keras.Model):
             "token_weights": token_weights,
         }
 
-    def _loss_and_grads(self, batch, seed, num_masked, num_tokens):
+    def _loss_and_grads(self, batch, seed, num_masked, num_tokens, row_offset):
         with tf.GradientTape() as tape:
-            out = self._forward(batch, seed, num_masked, num_tokens, training=True)
+            out = self._forward(
+                batch, seed, num_masked, num_tokens, training=True, row_offset=row_offset
+            )
             loss = out["loss"]
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 loss = self.optimizer.scale_loss(loss)
@@ -235,6 +245,10 @@ class ElectraPretrainer(keras.Model):
     def _logs(self):
         logs = {m.name: m.result() for m in self.metrics}
         logs["loss"] = self.gen_weight * logs["gen_loss"] + self.disc_weight * logs["disc_loss"]
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces per-replica logs with a concat that rejects scalars
+            # under MWMS (tensorflow/tensorflow#72388): give them a batch axis.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
     # --- steps -----------------------------------------------------------------------
@@ -247,7 +261,10 @@ class ElectraPretrainer(keras.Model):
     def train_step(self, data):
         num_masked, num_tokens = self._global_counts(data)
         step = tf.cast(self.optimizer.iterations, tf.int32)
-        seed = tf.stack([step, tf.constant(self.seed, tf.int32) + _replica_id()])
+        seed = tf.stack([step, tf.constant(self.seed, tf.int32)])
+        local_batch = tf.shape(data["input_ids"])[0]
+        micro_size = local_batch // self.grad_accum_steps
+        first_row = _replica_id() * local_batch  # this replica's rows of the global batch
         if self.grad_accum_steps == 1:
             micro_batches = [data]
         else:
@@ -257,8 +274,7 @@ class ElectraPretrainer(keras.Model):
             ]
         grads = None
         for i, micro in enumerate(micro_batches):
-            micro_seed = tf.random.experimental.stateless_fold_in(seed, i)
-            g, out = self._grad_fn(micro, micro_seed, num_masked, num_tokens)
+            g, out = self._grad_fn(micro, seed, num_masked, num_tokens, first_row + i * micro_size)
             if self.grad_accum_steps > 1:
                 # Embedding gradients are IndexedSlices, which do not add up.
                 g = [tf.convert_to_tensor(x) for x in g]
@@ -276,10 +292,11 @@ class ElectraPretrainer(keras.Model):
 
     def test_step(self, data):
         num_masked, num_tokens = self._global_counts(data)
-        seed = tf.stack(
-            [tf.constant(-1, tf.int32), tf.constant(self.seed, tf.int32) + _replica_id()]
+        seed = tf.stack([tf.constant(-1, tf.int32), tf.constant(self.seed, tf.int32)])
+        first_row = _replica_id() * tf.shape(data["input_ids"])[0]
+        out = self._forward(
+            data, seed, num_masked, num_tokens, training=False, row_offset=first_row
         )
-        out = self._forward(data, seed, num_masked, num_tokens, training=False)
         self._update_metrics(out)
         return self._logs()
 

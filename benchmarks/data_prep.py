@@ -1,0 +1,175 @@
+r"""data_prep throughput and memory, side by side with Model Garden.
+
+    python benchmarks/data_prep.py [--rounds=3] [--workers=2]
+
+Both tools turn the same ~20 MB of ../shared/data/corpus text (sotu, web,
+mhcc; decompressed to plain .txt for the peer, which cannot read .gz) into
+masked TFRecords with the standard uncased vocab, max_seq_length 128,
+dupe_factor 1. Runs are interleaved; medians are reported. Peak RSS is
+sampled every 50 ms over the whole process tree (the sum over our workers,
+and the largest single process), and measured at two corpus sizes to show
+whether memory grows with the corpus.
+
+Peer: `python -m official.nlp.data.create_pretraining_data` (tf-models-official).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+FILES = ("sotu.txt.gz", "web.txt.gz", "mhcc.txt.gz")
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Runs `cmd`; returns wall seconds and peak RSS (tree sum, largest process)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    parent = psutil.Process(proc.pid)
+    peak_sum = peak_one = 0
+    while proc.poll() is None:
+        try:
+            procs = [parent, *parent.children(recursive=True)]
+            rss = [p.memory_info().rss for p in procs]
+            peak_sum, peak_one = max(peak_sum, sum(rss)), max(peak_one, max(rss))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out = proc.stdout.read().decode(errors="replace")
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
+    return {
+        "seconds": time.perf_counter() - start,
+        "rss_sum_mb": peak_sum / 2**20,
+        "rss_max_mb": peak_one / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip_peer", action="store_true")
+    parser.add_argument("--json", help="Also write the results here.")
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"benchmark needs {SHARED} (the shared data folder)")
+    vocab = str(SHARED / "vocab" / "uncased_vocab.txt")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench_data_prep_"))
+    try:
+        plain = []
+        words = 0
+        for name in FILES:
+            with gzip.open(SHARED / "corpus" / name, "rt", encoding="utf-8") as f:
+                text = f.read()
+            words += len(text.split())
+            path = work / name.replace(".gz", "")
+            path.write_text(text, encoding="utf-8")
+            plain.append(str(path))
+        half = work / "half.txt"  # the first half of the corpus, for the memory-vs-size check
+        half.write_text(
+            "".join(pathlib.Path(p).read_text() for p in plain)[
+                : sum(os.path.getsize(p) for p in plain) // 2
+            ]
+        )
+        total_mb = sum(os.path.getsize(p) for p in plain) / 1e6
+        print(
+            f"corpus: {total_mb:.1f} MB, {words:,} words; {args.workers} workers; {args.rounds} rounds"
+        )
+
+        def ours(inputs: list[str], tag: str) -> dict[str, float]:
+            out = work / f"ours_{tag}"
+            shutil.rmtree(out, ignore_errors=True)
+            return run_measured(
+                [
+                    sys.executable,
+                    "-m",
+                    "data_prep.build_pretraining_data",
+                    f"--input={','.join(inputs)}",
+                    f"--vocab={vocab}",
+                    f"--output_dir={out}",
+                    "--max_seq_length=128",
+                    "--num_shards=16",
+                    f"--num_workers={args.workers}",
+                    "--masking=electra",
+                    "--dupe_factor=1",
+                ],
+                env,
+            )
+
+        def peer(inputs: list[str], tag: str) -> dict[str, float]:
+            return run_measured(
+                [
+                    sys.executable,
+                    "-m",
+                    "official.nlp.data.create_pretraining_data",
+                    f"--input_file={','.join(inputs)}",
+                    f"--output_file={work / f'peer_{tag}.tfrecord'}",
+                    f"--vocab_file={vocab}",
+                    "--do_lower_case=true",
+                    "--max_seq_length=128",
+                    "--max_predictions_per_seq=20",
+                    "--masked_lm_prob=0.15",
+                    "--dupe_factor=1",
+                    "--random_seed=12345",
+                ],
+                env,
+            )
+
+        results: dict[str, list[dict[str, float]]] = {"ours": [], "peer": []}
+        for r in range(args.rounds):
+            results["ours"].append(ours(plain, "full"))
+            print(f"round {r + 1}: ours {results['ours'][-1]['seconds']:.1f} s", flush=True)
+            if not args.skip_peer:
+                results["peer"].append(peer(plain, "full"))
+                print(f"round {r + 1}: peer {results['peer'][-1]['seconds']:.1f} s", flush=True)
+        half_ours = ours([str(half)], "half")
+        half_peer = None if args.skip_peer else peer([str(half)], "half")
+
+        def med(runs, key):
+            return statistics.median(x[key] for x in runs)
+
+        table = {}
+        for name, runs in results.items():
+            if runs:
+                secs = med(runs, "seconds")
+                table[name] = {
+                    "seconds": round(secs, 2),
+                    "words_per_second": round(words / secs),
+                    "peak_rss_mb_sum": round(med(runs, "rss_sum_mb")),
+                    "peak_rss_mb_largest_process": round(med(runs, "rss_max_mb")),
+                }
+        table["ours"]["half_corpus_peak_rss_mb_sum"] = round(half_ours["rss_sum_mb"])
+        if half_peer:
+            table["peer"]["half_corpus_peak_rss_mb_sum"] = round(half_peer["rss_sum_mb"])
+        if "peer" in table:
+            table["speed_ratio"] = round(
+                table["ours"]["words_per_second"] / table["peer"]["words_per_second"], 1
+            )
+        print(json.dumps(table, indent=2))
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Strategies and fault tolerance (CPU only, loopback only, bounded time)."""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.distribute import get_strategy
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+JOB = REPO / "tests" / "distributed_job.py"
+
+
+def _options(data_dir, model_dir, **overrides):
+    base = dict(
+        config={
+            "preset": "tiny",
+            "vocab_size": 30522,
+            "max_position_embeddings": 64,
+            "dropout": 0.0,
+        },
+        train_data=f"{data_dir}/pretrain-*",
+        model_dir=str(model_dir),
+        max_seq_length=64,
+        train_batch_size=16,
+        num_train_steps=12,
+        learning_rate=1e-3,
+        warmup_steps=3,
+        log_every_steps=4,
+        save_checkpoints_steps=4,
+        shuffle_buffer=100,
+        seed=5,
+    )
+    base.update(overrides)
+    return base
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _start(options, out_npz, *args, **env):
+    return subprocess.Popen(
+        [sys.executable, str(JOB), json.dumps(options), str(out_npz), *args],
+        cwd=REPO,
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc, timeout=400):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _assert_same_weights(a_npz, b_npz, rtol=2e-4, atol=2e-5):
+    a, b = np.load(a_npz), np.load(b_npz)
+    assert sorted(a.files) == sorted(b.files) and len(a.files) > 50
+    for name in a.files:
+        np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+def test_mirrored_over_two_cpus_matches_the_default_strategy(masked_data, tmp_path):
+    default = _start(_options(masked_data, tmp_path / "default"), tmp_path / "default.npz")
+    mirrored = _start(
+        _options(masked_data, tmp_path / "mirrored", distribution_strategy="mirrored"),
+        tmp_path / "mirrored.npz",
+        "--logical_cpus=2",
+    )
+    a, b = _finish(default), _finish(mirrored)
+    assert a["step"] == b["step"] == 12
+    for key in ("loss", "gen_loss", "disc_loss", "replaced_fraction"):
+        np.testing.assert_allclose(a["train"][key], b["train"][key], rtol=1e-4, err_msg=key)
+    _assert_same_weights(tmp_path / "default.npz", tmp_path / "mirrored.npz")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_mirrored_on_loopback(masked_data, tmp_path):
+    # The generator-only objective with dropout off makes the result independent
+    # of which replica holds which row, so MWMS (records sharded over workers)
+    # must match one process on the same global batch.
+    data = tmp_path / "one_shard"
+    data.mkdir()
+    src = sorted(pathlib.Path(masked_data).glob("pretrain-*.tfrecord"))[0]
+    (data / "pretrain-00000-of-00001.tfrecord").write_bytes(src.read_bytes())
+    common = dict(
+        disc_weight=0.0,
+        shuffle_buffer=1,
+        num_train_steps=6,
+        log_every_steps=3,
+        save_checkpoints_steps=3,
+    )
+    single = _start(_options(data, tmp_path / "single", **common), tmp_path / "single.npz")
+    _finish(single)
+
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    tmp = tmp_path / "worker_tmp"
+    tmp.mkdir()
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        )
+        procs.append(
+            _start(
+                _options(
+                    data, tmp_path / "mwms", distribution_strategy="multi_worker_mirrored", **common
+                ),
+                tmp_path / f"worker{index}.npz",
+                TF_CONFIG=tf_config,
+                TMPDIR=str(tmp),
+            )
+        )
+    results = [_finish(p) for p in procs]
+    assert all(r["step"] == 6 for r in results)
+    _assert_same_weights(tmp_path / "worker0.npz", tmp_path / "worker1.npz", rtol=0, atol=0)
+    _assert_same_weights(tmp_path / "single.npz", tmp_path / "worker0.npz")
+    # Only the chief wrote into model_dir; the other worker's temp dir is gone.
+    ckpts = sorted(p.name for p in (tmp_path / "mwms").glob("ckpt-*.index"))
+    assert ckpts == ["ckpt-3.index", "ckpt-6.index"]
+    assert not list(tmp.glob("electra_worker_*")), "the non-chief's checkpoint dir was not removed"
+
+
+def _run_cli(model_dir, data, steps, extra=()):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "electra_tf.pretrain",
+            "--flagfile=configs/tiny.flags",
+            f"--train_data={data}/pretrain-*",
+            f"--model_dir={model_dir}",
+            "--max_seq_length=64",
+            f"--num_train_steps={steps}",
+            "--log_every_steps=2",
+            "--save_checkpoints_steps=4",
+            "--train_batch_size=8",
+            "--warmup_steps=2",
+            *extra,
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_step(proc, step, timeout=300):
+    deadline = time.time() + timeout
+    for line in proc.stdout:
+        if line.startswith("step") and int(line.split()[1].split("/")[0]) >= step:
+            return
+        assert time.time() < deadline, "no progress"
+    raise AssertionError(f"the run ended before step {step}")
+
+
+def _latest_step(model_dir):
+    return int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
+
+
+def test_sigterm_saves_and_the_restart_matches_an_uninterrupted_run(masked_data, tmp_path):
+    straight = _run_cli(tmp_path / "straight", masked_data, 400)
+    assert straight.wait(timeout=400) == 0
+
+    run = _run_cli(tmp_path / "preempted", masked_data, 400)
+    _wait_for_step(run, 6)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 143, err[-2000:]
+    assert "Preempted (SIGTERM)" in out
+    stopped = _latest_step(tmp_path / "preempted")
+    assert 6 <= stopped < 400  # saved at the step it stopped, not the last interval
+
+    resumed = _run_cli(tmp_path / "preempted", masked_data, 400)
+    out, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err[-2000:]
+    assert f"Resumed from {tmp_path / 'preempted'}/ckpt-{stopped}" in out
+    a = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt-400"))
+    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / "ckpt-400"))
+    names = [
+        n
+        for n in a.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in n and "save_counter" not in n
+    ]
+    for name in names:
+        np.testing.assert_allclose(
+            a.get_tensor(name), b.get_tensor(name), rtol=1e-5, atol=1e-6, err_msg=name
+        )
+
+
+def test_sigkill_loses_at_most_the_save_interval(masked_data, tmp_path):
+    run = _run_cli(tmp_path, masked_data, 400)
+    _wait_for_step(run, 10)
+    run.kill()
+    run.wait(timeout=60)
+    saved = _latest_step(tmp_path)
+    assert saved >= 8  # saves every 4 steps; killed after step 10
+    resumed = _run_cli(tmp_path, masked_data, 40)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    assert f"ckpt-{saved}" in out and _latest_step(tmp_path) == 40
+
+
+def test_tpu_without_hardware_fails_fast():
+    # A refused connection and an absent device are errors, not a hang in the resolver.
+    with pytest.raises(ValueError, match="cannot reach the TPU"):
+        get_strategy("tpu", tpu=f"grpc://127.0.0.1:{_free_port()}")
+    with pytest.raises(ValueError, match="no TPU devices"):
+        get_strategy("tpu")
+
+
+def test_parameter_server_is_refused_clearly():
+    with pytest.raises(ValueError, match="parameter_server is not supported"):
+        get_strategy("parameter_server")
