@@ -41,3 +41,20 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
+
+# --- Bazel (offline, Debian's bazel-bootstrap) ---------------------------------
+SHARED_DATA ?= $(abspath ../shared/data)
+BAZEL_ENV = PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+BAZEL_TEST_FLAGS = --test_env=ELECTRA_SHARED_DATA=$(SHARED_DATA)
+BAZEL_TARGETS ?= //...
+
+.PHONY: bazel-install bazel-build bazel-test
+
+bazel-install:
+	@command -v bazel >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bazel-bootstrap; }
+
+bazel-build: bazel-install $(STAMP)
+	$(BAZEL_ENV) bazel build //...
+
+bazel-test: bazel-install $(STAMP)
+	$(BAZEL_ENV) bazel test $(BAZEL_TEST_FLAGS) $(BAZEL_TARGETS)

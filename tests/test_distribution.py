@@ -179,24 +179,24 @@ def _latest_step(model_dir):
 
 
 def test_sigterm_saves_and_the_restart_matches_an_uninterrupted_run(masked_data, tmp_path):
-    straight = _run_cli(tmp_path / "straight", masked_data, 400)
+    straight = _run_cli(tmp_path / "straight", masked_data, 200)
     assert straight.wait(timeout=400) == 0
 
-    run = _run_cli(tmp_path / "preempted", masked_data, 400)
+    run = _run_cli(tmp_path / "preempted", masked_data, 200)
     _wait_for_step(run, 6)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 143, err[-2000:]
     assert "Preempted (SIGTERM)" in out
     stopped = _latest_step(tmp_path / "preempted")
-    assert 6 <= stopped < 400  # saved at the step it stopped, not the last interval
+    assert 6 <= stopped < 200  # saved at the step it stopped, not the last interval
 
-    resumed = _run_cli(tmp_path / "preempted", masked_data, 400)
+    resumed = _run_cli(tmp_path / "preempted", masked_data, 200)
     out, err = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, err[-2000:]
     assert f"Resumed from {tmp_path / 'preempted'}/ckpt-{stopped}" in out
-    a = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt-400"))
-    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / "ckpt-400"))
+    a = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt-200"))
+    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / "ckpt-200"))
     names = [
         n
         for n in a.get_variable_to_shape_map()
