@@ -12,14 +12,16 @@ INSTALL_REQUIRES = [
     "tf-models-official==2.20.0",
     "absl-py>=1.4,<3",
     "numpy>=1.26,<3",
+    "safetensors>=0.4",  # Hugging Face weights, read and written with numpy
     # tensorflow-hub (imported by Model Garden's nlp tasks) needs pkg_resources,
     # which fresh venvs lack and setuptools>=81 no longer ships.
     "setuptools>=68,<81",
 ]
 
 EXTRAS = {
-    "test": ["pytest==9.2.0", "ruff==0.17.6"],
-    # Peers for benchmarks/: transformers + the CPU torch wheel that lies on disk here.
+    # transformers + torch (the CPU wheel, 2.13.0) for the Hugging Face parity tests.
+    "test": ["pytest==9.2.0", "ruff==0.17.6", "transformers>=4.46,<6", "torch==2.13.0", "safetensors"],
+    # Peers for benchmarks/.
     "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil"],
 }
 
@@ -37,6 +39,7 @@ setup(
             "electra-build-pretraining-data=data_prep.build_pretraining_data:run",
             "electra-builtin-corpus=data_prep.builtin_corpus:run",
             "electra-pretrain=electra_tf.pretrain:run",
+            "electra-convert=electra_tf.convert.__main__:run",
         ]
     },
 )

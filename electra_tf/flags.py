@@ -139,3 +139,24 @@ def model_config_from_flags() -> ElectraConfig:
         return ElectraConfig.from_preset(FLAGS.model_size, **overrides)
     except (TypeError, ValueError) as e:
         raise ValueError(f"--model_size/--model_overrides: {e}") from e
+
+
+def define_convert_flags() -> None:
+    if not _once("convert"):
+        return
+    flags.DEFINE_enum(
+        "from",
+        None,
+        ["google", "hf", "keras_hub"],
+        "Import: a google-research/electra TF1 checkpoint, a Hugging Face ELECTRA directory, "
+        "or a keras-hub ElectraBackbone preset directory.",
+    )
+    flags.DEFINE_enum("to", None, ["hf"], "Export our tower(s) to Hugging Face format.")
+    flags.DEFINE_string("input", None, "Checkpoint path / model directory to read.")
+    flags.DEFINE_string("output", None, "Directory to write.")
+    flags.DEFINE_enum(
+        "tower",
+        "both",
+        ["both", "discriminator", "generator"],
+        "Towers to import from a Google checkpoint, or to export with --to=hf.",
+    )

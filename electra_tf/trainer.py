@@ -183,11 +183,21 @@ def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> Non
 
 
 def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
-    """Loads a tower saved by pre-training (`model_dir/discriminator` or `/generator`)."""
-    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator
+    """Loads a tower saved by pre-training or `electra_tf.convert`.
+
+    `tower` is "discriminator", "generator" or "encoder" (an ElectraBackbone).
+    """
+    from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
 
     config = ElectraConfig.load_from_dir(directory)
-    model = ElectraDiscriminator(config) if tower == "discriminator" else ElectraGenerator(config)
+    classes = {
+        "discriminator": ElectraDiscriminator,
+        "generator": ElectraGenerator,
+        "encoder": ElectraBackbone,
+    }
+    if tower not in classes:
+        raise ValueError(f"tower must be one of {sorted(classes)}, got {tower!r}")
+    model = classes[tower](config)
     model.build()
     model.load_weights(os.path.join(directory, "model.weights.h5"))
     return model

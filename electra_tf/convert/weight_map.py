@@ -1,0 +1,175 @@
+"""One table between our variables and ELECTRA's canonical (Google TF1) names.
+
+Canonical names and shapes are those of google-research/electra checkpoints:
+`electra/embeddings/...` (shared), `electra/encoder/layer_N/...` and
+`discriminator_predictions/...` for the discriminator, `generator/...` and
+`generator_predictions/...` for the generator; dense kernels are
+[in, out]. Every other format is converted to and from this one.
+
+The table is built by walking our layer objects, so it does not depend on how
+a model is nested (a standalone tower or inside the pretrainer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Entry:
+    """A canonical name, our variable, and the reshape between them."""
+
+    name: str
+    variable: object  # keras.Variable
+    to_canonical: Callable[[np.ndarray], np.ndarray]
+    from_canonical: Callable[[np.ndarray], np.ndarray]
+
+
+def identity(x):
+    return x
+
+
+def _dense(name, layer):
+    return [
+        Entry(f"{name}/kernel", layer.kernel, identity, identity),
+        Entry(f"{name}/bias", layer.bias, identity, identity),
+    ]
+
+
+def _layer_norm(name, layer):
+    return [
+        Entry(f"{name}/gamma", layer.gamma, identity, identity),
+        Entry(f"{name}/beta", layer.beta, identity, identity),
+    ]
+
+
+def _einsum_in(name, layer):
+    """Q/K/V EinsumDense: kernel [H, heads, d] <-> [H, H]; bias [heads, d] <-> [H]."""
+    k_shape = tuple(layer.kernel.shape)
+    b_shape = tuple(layer.bias.shape)
+    return [
+        Entry(
+            f"{name}/kernel",
+            layer.kernel,
+            lambda x: x.reshape(k_shape[0], -1),
+            lambda x: x.reshape(k_shape),
+        ),
+        Entry(f"{name}/bias", layer.bias, lambda x: x.reshape(-1), lambda x: x.reshape(b_shape)),
+    ]
+
+
+def _einsum_out(name, layer):
+    """Attention output EinsumDense: kernel [heads, d, H] <-> [H, H]."""
+    k_shape = tuple(layer.kernel.shape)
+    return [
+        Entry(
+            f"{name}/kernel",
+            layer.kernel,
+            lambda x: x.reshape(-1, k_shape[-1]),
+            lambda x: x.reshape(k_shape),
+        ),
+        Entry(f"{name}/bias", layer.bias, identity, identity),
+    ]
+
+
+def embeddings_entries(embeddings) -> list[Entry]:
+    p = "electra/embeddings"
+    return [
+        Entry(f"{p}/word_embeddings", embeddings.token_embedding.embeddings, identity, identity),
+        Entry(
+            f"{p}/position_embeddings",
+            embeddings.position_embedding.position_embeddings,
+            identity,
+            identity,
+        ),
+        Entry(
+            f"{p}/token_type_embeddings",
+            embeddings.segment_embedding.embeddings,
+            identity,
+            identity,
+        ),
+        *_layer_norm(f"{p}/LayerNorm", embeddings.layer_norm),
+    ]
+
+
+def encoder_entries(backbone, scope: str) -> list[Entry]:
+    """One tower's projection and Transformer layers under `scope` (electra|generator)."""
+    entries = []
+    if backbone.embeddings_project is not None:
+        entries += _dense(f"{scope}/embeddings_project", backbone.embeddings_project)
+    for i, layer in enumerate(backbone.transformer_layers):
+        p = f"{scope}/encoder/layer_{i}"
+        attention = layer._self_attention_layer
+        entries += _einsum_in(f"{p}/attention/self/query", attention._query_dense)
+        entries += _einsum_in(f"{p}/attention/self/key", attention._key_dense)
+        entries += _einsum_in(f"{p}/attention/self/value", attention._value_dense)
+        entries += _einsum_out(f"{p}/attention/output/dense", attention._output_dense)
+        entries += _layer_norm(f"{p}/attention/output/LayerNorm", layer._self_attention_layer_norm)
+        entries += _dense(f"{p}/intermediate/dense", layer._feedforward_intermediate_dense)
+        entries += _dense(f"{p}/output/dense", layer._feedforward_output_dense)
+        entries += _layer_norm(f"{p}/output/LayerNorm", layer._feedforward_layer_norm)
+    return entries
+
+
+def discriminator_entries(discriminator, with_embeddings: bool = True) -> list[Entry]:
+    entries = embeddings_entries(discriminator.embeddings) if with_embeddings else []
+    entries += encoder_entries(discriminator.backbone, "electra")
+    entries += _dense("discriminator_predictions/dense", discriminator.head.dense)
+    entries += _dense("discriminator_predictions/dense_1", discriminator.head.dense_prediction)
+    return entries
+
+
+def generator_entries(generator, with_embeddings: bool = True) -> list[Entry]:
+    entries = embeddings_entries(generator.embeddings) if with_embeddings else []
+    entries += encoder_entries(generator.backbone, "generator")
+    head = generator.head
+    entries += _dense("generator_predictions/dense", head._intermediate_dense)
+    entries += _layer_norm("generator_predictions/LayerNorm", head._intermediate_layer_norm)
+    entries.append(Entry("generator_predictions/output_bias", head._bias, identity, identity))
+    return entries
+
+
+def pretrainer_entries(pretrainer) -> list[Entry]:
+    """Both towers with the shared embeddings once."""
+    return discriminator_entries(pretrainer.discriminator) + generator_entries(
+        pretrainer.generator, with_embeddings=False
+    )
+
+
+def export(entries: list[Entry]) -> dict[str, np.ndarray]:
+    """Our weights as canonical name -> array."""
+    return {e.name: np.asarray(e.to_canonical(np.asarray(e.variable.numpy()))) for e in entries}
+
+
+def assign(entries: list[Entry], weights: dict[str, np.ndarray], source: str) -> int:
+    """Loads canonical weights into our variables; every variable must be found.
+
+    Raises ValueError naming the first missing or mis-shaped variable, so no
+    weight is ever left at its random initialisation silently. Returns the
+    number of variables loaded.
+    """
+    missing = [e.name for e in entries if e.name not in weights]
+    if missing:
+        raise ValueError(
+            f"{source}: {len(missing)} of {len(entries)} variables are missing, first "
+            f"{missing[0]!r}; is it a checkpoint of this architecture and size?"
+        )
+    staged = []
+    for e in entries:
+        value = np.asarray(weights[e.name])
+        try:
+            ours = e.from_canonical(value)
+        except ValueError:
+            ours = None
+        if ours is None or tuple(ours.shape) != tuple(e.variable.shape):
+            raise ValueError(
+                f"{source}: variable {e.name!r} has shape {tuple(value.shape)}, which does not "
+                f"fit the model's {tuple(e.variable.shape)} (wrong size or configuration?)"
+            )
+        staged.append((e.variable, ours))
+    for variable, value in staged:  # all checked before anything is written
+        variable.assign(value.astype(np.float32))
+    return len(staged)

@@ -1,0 +1,247 @@
+"""Checkpoint interop: Hugging Face, Google TF1 and keras-hub weights, with numerical parity."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip(
+    "torch", reason="parity tests need torch + transformers (pip install -e '.[test]')"
+)
+transformers = pytest.importorskip("transformers")
+
+from electra_tf.convert import huggingface  # noqa: E402
+
+IDS = np.array([[101, 7, 8, 9, 10, 11, 102, 0], [101, 20, 21, 102, 30, 31, 102, 0]], np.int64)
+MASK = (IDS != 0).astype(np.int64)
+SEGS = np.array([[0] * 8, [0, 0, 0, 0, 1, 1, 1, 0]], np.int64)
+POS = np.array([[1, 3], [2, 5]])
+
+
+def _hf_config(**kw):
+    base = dict(
+        vocab_size=120,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        hidden_act="gelu",
+    )
+    base.update(kw)
+    return transformers.ElectraConfig(**base)
+
+
+def _ours_inputs():
+    return {
+        "input_ids": IDS.astype(np.int32),
+        "input_mask": MASK.astype(np.int32),
+        "segment_ids": SEGS.astype(np.int32),
+        "masked_lm_positions": POS.astype(np.int32),
+    }
+
+
+def _hf_run(model):
+    with torch.no_grad():
+        return model(
+            input_ids=torch.tensor(IDS),
+            attention_mask=torch.tensor(MASK),
+            token_type_ids=torch.tensor(SEGS),
+            output_hidden_states=True,
+        )
+
+
+def _close(a, b, mask=None, tol=1e-4):
+    a, b = np.asarray(a), np.asarray(b)
+    if mask is not None:
+        a, b = a[mask.astype(bool)], b[mask.astype(bool)]
+    assert np.abs(a - b).max() < tol, np.abs(a - b).max()
+
+
+def test_hf_discriminator_parity(tmp_path):
+    torch.manual_seed(0)
+    hf = transformers.ElectraForPreTraining(_hf_config()).eval()
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    ours, arch = huggingface.load(str(tmp_path))
+    assert arch == "ElectraForPreTraining"
+    out = _hf_run(hf)
+    x = _ours_inputs()
+    _close(ours.encode(x), out.hidden_states[-1].numpy(), MASK)
+    _close(ours(x), out.logits.numpy(), MASK)
+
+
+def test_hf_generator_and_encoder_parity(tmp_path):
+    torch.manual_seed(1)
+    hf = transformers.ElectraForMaskedLM(
+        _hf_config(hidden_size=24, num_attention_heads=3, hidden_act="gelu_new")
+    ).eval()
+    hf.save_pretrained(tmp_path / "gen", safe_serialization=True)
+    ours, arch = huggingface.load(str(tmp_path / "gen"))
+    assert arch == "ElectraForMaskedLM" and ours.config.hidden_act == "gelu_approximate"
+    logits = _hf_run(hf).logits.numpy()
+    _close(ours(_ours_inputs()), np.take_along_axis(logits, POS[..., None], 1))
+
+    base = transformers.ElectraModel(_hf_config()).eval()
+    base.save_pretrained(tmp_path / "enc", safe_serialization=True)
+    encoder, arch = huggingface.load(str(tmp_path / "enc"))
+    assert arch == "ElectraModel"
+    _close(encoder(_ours_inputs()), _hf_run(base).last_hidden_state.numpy(), MASK)
+
+
+def test_export_to_hf_loads_without_missing_or_unexpected_weights(tmp_path):
+    from electra_tf.config import ElectraConfig
+    from electra_tf.modeling import ElectraPretrainer
+
+    model = ElectraPretrainer(ElectraConfig.from_preset("tiny", vocab_size=120, dropout=0.0))
+    model.build()
+    x = _ours_inputs()
+    for tower, cls in (
+        (model.discriminator, transformers.ElectraForPreTraining),
+        (model.generator, transformers.ElectraForMaskedLM),
+    ):
+        out_dir = tmp_path / tower.name
+        huggingface.save(tower, str(out_dir))
+        hf, info = cls.from_pretrained(out_dir, output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"], info
+        hf.eval()
+        out = _hf_run(hf).logits.numpy()
+        if cls is transformers.ElectraForMaskedLM:
+            _close(tower(x), np.take_along_axis(out, POS[..., None], 1))
+        else:
+            _close(tower(x), out, MASK)
+
+
+def test_wrong_architecture_or_shape_is_named(tmp_path):
+    hf = transformers.ElectraForPreTraining(_hf_config())
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 1}))
+    with pytest.raises(ValueError, match="electra.encoder.layer.1"):
+        huggingface.load(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "intermediate_size": 40}))
+    with pytest.raises(ValueError, match="intermediate/dense/kernel.*does not fit"):
+        huggingface.load(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    with pytest.raises(ValueError, match="not an ELECTRA model"):
+        huggingface.load(str(tmp_path))
+
+
+def _write_tf1_checkpoint(weights, path, extra=None):
+    """A checkpoint with exactly the reference's variable names (TF1 Saver)."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default():
+        variables = [
+            tf.compat.v1.get_variable(n, initializer=v)
+            for n, v in {**weights, **(extra or {})}.items()
+        ]
+        saver = tf.compat.v1.train.Saver(variables)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            return saver.save(sess, str(path))
+
+
+def test_google_tf1_checkpoint_imports_exactly(tmp_path):
+    from electra_tf.config import ElectraConfig
+    from electra_tf.convert import google, weight_map
+    from electra_tf.modeling import ElectraPretrainer
+
+    config = ElectraConfig.from_preset(
+        "tiny", vocab_size=120, hidden_act="gelu_approximate", dropout=0.0, generator_fraction=1.0
+    )  # a "++"-style full-size generator
+    ref = ElectraPretrainer(config)
+    ref.build()
+    weights = weight_map.export(weight_map.pretrainer_entries(ref))
+    assert "electra/encoder/layer_1/attention/self/query/kernel" in weights
+    assert weights["electra/encoder/layer_0/attention/self/query/kernel"].shape == (64, 64)
+    slots = {
+        "electra/encoder/layer_0/output/dense/kernel/adam_m": np.zeros((256, 64), np.float32),
+        "global_step": np.int64(1000),
+    }
+    prefix = _write_tf1_checkpoint(weights, tmp_path / "model.ckpt", slots)
+
+    both = google.load(prefix, "both")
+    imported = weight_map.export(weight_map.pretrainer_entries(both))
+    assert imported.keys() == weights.keys()
+    for name in weights:
+        np.testing.assert_array_equal(imported[name], weights[name], err_msg=name)
+    x = _ours_inputs()
+    np.testing.assert_allclose(both.discriminator(x), ref.discriminator(x), atol=1e-5)
+    np.testing.assert_allclose(both.generator(x), ref.generator(x), atol=1e-5)
+    assert both.config.generator_hidden_size == 64 and both.config.num_heads == 1
+    disc = google.load(str(tmp_path), "discriminator")  # a directory works too
+    np.testing.assert_allclose(disc(x), ref.discriminator(x), atol=1e-5)
+
+    broken = dict(weights)
+    broken.pop("electra/encoder/layer_1/output/LayerNorm/gamma")
+    prefix = _write_tf1_checkpoint(broken, tmp_path / "broken" / "model.ckpt")
+    with pytest.raises(ValueError, match="electra/encoder/layer_1/output/LayerNorm/gamma"):
+        google.load(prefix, "both")
+
+
+def test_keras_hub_backbone_imports(tmp_path):
+    import keras_hub
+
+    kh = keras_hub.models.ElectraBackbone(
+        vocab_size=120,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        embedding_dim=16,
+        intermediate_dim=48,
+        dropout=0.0,
+        max_sequence_length=64,
+    )
+    from electra_tf.convert import keras_hub as convert_keras_hub
+
+    ours = convert_keras_hub.load(kh)
+    x = _ours_inputs()
+    expected = kh(
+        {
+            "token_ids": x["input_ids"],
+            "segment_ids": x["segment_ids"],
+            "padding_mask": x["input_mask"],
+        }
+    )["sequence_output"]
+    _close(ours(x), expected, MASK, tol=1e-5)
+
+
+def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    torch.manual_seed(3)
+    hf = transformers.ElectraForPreTraining(_hf_config()).eval()
+    hf.save_pretrained(tmp_path / "hf", safe_serialization=True)
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "electra_tf.convert", *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    r = cli("--from=hf", f"--input={tmp_path / 'hf'}", f"--output={tmp_path / 'ours'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "discriminator: loaded all" in r.stdout
+    r = cli(
+        "--to=hf",
+        f"--input={tmp_path / 'ours'}",
+        f"--output={tmp_path / 'back'}",
+        "--tower=discriminator",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    back = transformers.ElectraForPreTraining.from_pretrained(
+        tmp_path / "back" / "discriminator"
+    ).eval()
+    _close(_hf_run(back).logits.numpy(), _hf_run(hf).logits.numpy(), MASK, tol=1e-5)
+    r = cli("--from=hf", f"--input={tmp_path / 'nothing'}", f"--output={tmp_path / 'x'}")
+    assert r.returncode == 2 and "no config.json" in r.stderr
