@@ -20,7 +20,13 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     # transformers + torch (the CPU wheel, 2.13.0) for the Hugging Face parity tests.
-    "test": ["pytest==9.2.0", "ruff==0.17.6", "transformers>=4.46,<6", "torch==2.13.0", "safetensors"],
+    "test": [
+        "pytest==9.2.0",
+        "ruff==0.17.6",
+        "transformers>=4.46,<6",
+        "torch==2.13.0",
+        "safetensors",
+    ],
     # Peers for benchmarks/.
     "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil"],
 }

@@ -171,3 +171,21 @@ def test_cli_runs_from_a_flagfile_and_rejects_unknown_flags(masked_data, tmp_pat
         timeout=300,
     )
     assert r.returncode == 2 and "--model_overrides" in r.stderr
+
+
+def test_gradient_accumulation_equals_one_big_batch(masked_data, tmp_path):
+    # Sampling is keyed by the row in the global batch and dropout is off, so
+    # 4 micro-batches of 4 must give the same update as one batch of 16.
+    config = ElectraConfig.from_preset(
+        "tiny", vocab_size=30522, max_position_embeddings=64, dropout=0.0
+    )
+    one = run_pretraining(_options(masked_data, tmp_path / "one", config=config, num_train_steps=6))
+    four = run_pretraining(
+        _options(
+            masked_data, tmp_path / "four", config=config, num_train_steps=6, grad_accum_steps=4
+        )
+    )
+    np.testing.assert_allclose(one["train"]["loss"], four["train"]["loss"], rtol=1e-5)
+    a, b = _checkpoint_values(tmp_path / "one"), _checkpoint_values(tmp_path / "four")
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-6, err_msg=name)

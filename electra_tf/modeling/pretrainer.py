@@ -275,9 +275,10 @@ class ElectraPretrainer(keras.Model):
         grads = None
         for i, micro in enumerate(micro_batches):
             g, out = self._grad_fn(micro, seed, num_masked, num_tokens, first_row + i * micro_size)
-            if self.grad_accum_steps > 1:
-                # Embedding gradients are IndexedSlices, which do not add up.
-                g = [tf.convert_to_tensor(x) for x in g]
+            # Embedding gradients come as IndexedSlices with one slice per
+            # token occurrence; the global norm of those slices is not the norm
+            # of the gradient (repeated ids are not summed), so clip on dense.
+            g = [tf.convert_to_tensor(x) for x in g]
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             self._update_metrics(out)
         grads = _all_reduce_sum(grads)
