@@ -88,6 +88,27 @@ def test_mirrored_over_two_cpus_matches_the_default_strategy(masked_data, tmp_pa
     _assert_same_weights(tmp_path / "default.npz", tmp_path / "mirrored.npz")
 
 
+def test_mirrored_with_xla_and_bfloat16(masked_data, tmp_path):
+    # XLA compiles only the forward+backward pass (no collectives inside), so it
+    # composes with MirroredStrategy on CPU (PITFALLS: a jitted step would not).
+    run = _start(
+        _options(
+            masked_data,
+            tmp_path / "m",
+            distribution_strategy="mirrored",
+            num_train_steps=4,
+            log_every_steps=2,
+            save_checkpoints_steps=4,
+            jit_compile=True,
+            mixed_precision="bfloat16",
+        ),
+        tmp_path / "m.npz",
+        "--logical_cpus=2",
+    )
+    result = _finish(run)
+    assert result["step"] == 4 and np.isfinite(result["train"]["loss"])
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

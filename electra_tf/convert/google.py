@@ -73,8 +73,6 @@ def load(checkpoint: str, tower: str = "both"):
     ElectraGenerator, with every variable loaded (else ValueError naming the
     first missing, mis-shaped or left-over variable).
     """
-    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator, ElectraPretrainer
-
     if tower not in TOWERS:
         raise ValueError(f"--tower must be one of {TOWERS}, got {tower!r}")
     try:
@@ -83,18 +81,7 @@ def load(checkpoint: str, tower: str = "both"):
         raise ValueError(f"{checkpoint}: cannot read a TF checkpoint there: {e}") from e
     shapes = reader.get_variable_to_shape_map()
     config = config_from_checkpoint(shapes, checkpoint)
-    if tower == "both":
-        model = ElectraPretrainer(config)
-        model.build()
-        entries = weight_map.pretrainer_entries(model)
-    elif tower == "discriminator":
-        model = ElectraDiscriminator(config)
-        model.build()
-        entries = weight_map.discriminator_entries(model)
-    else:
-        model = ElectraGenerator(config)
-        model.build()
-        entries = weight_map.generator_entries(model)
+    model, entries = weight_map.build("pretrainer" if tower == "both" else tower, config)
     wanted = {e.name for e in entries}
     if tower == "both":
         leftover = sorted(

@@ -150,8 +150,6 @@ def load(directory: str):
     ElectraBackbone for ElectraModel. Every weight must be used and every
     variable filled, or ValueError names the first offender.
     """
-    from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
-
     path = os.path.join(directory, "config.json")
     if not os.path.exists(path):
         raise ValueError(f"{directory}: no config.json (is it a Hugging Face model directory?)")
@@ -164,20 +162,8 @@ def load(directory: str):
     weights = read_weights(directory)
     arch = detect_architecture(hf_config, weights)
     config = config_from_hf(hf_config, arch)
-    if arch == PRETRAINING:
-        model = ElectraDiscriminator(config)
-        model.build()
-        entries = weight_map.discriminator_entries(model)
-    elif arch == MASKED_LM:
-        model = ElectraGenerator(config)
-        model.build()
-        entries = weight_map.generator_entries(model)
-    else:
-        model = ElectraBackbone(config)
-        model.build()
-        entries = weight_map.embeddings_entries(model.embeddings) + weight_map.encoder_entries(
-            model, "electra"
-        )
+    kind = {PRETRAINING: "discriminator", MASKED_LM: "generator", ENCODER: "encoder"}[arch]
+    model, entries = weight_map.build(kind, config)
     canonical = {}
     used = set()
     for entry in entries:

@@ -40,8 +40,6 @@ def load(source):
     """Our ElectraBackbone from a keras-hub ElectraBackbone or a local preset directory."""
     import keras_hub
 
-    from electra_tf.modeling import ElectraBackbone
-
     backbone = source
     if isinstance(source, str):
         backbone = keras_hub.models.ElectraBackbone.from_preset(source)
@@ -57,12 +55,8 @@ def load(source):
         max_position_embeddings=backbone.max_sequence_length,
         type_vocab_size=backbone.num_segments,
     )
-    model = ElectraBackbone(config)
-    model.build()
+    model, entries = weight_map.build("encoder", config)
     canonical = weight_map.export(_entries(backbone))
-    entries = weight_map.embeddings_entries(model.embeddings) + weight_map.encoder_entries(
-        model, "electra"
-    )
     weight_map.assign(
         entries, canonical, str(source if isinstance(source, str) else "keras-hub backbone")
     )

@@ -139,6 +139,34 @@ def pretrainer_entries(pretrainer) -> list[Entry]:
     )
 
 
+def build(kind: str, config) -> tuple[object, list[Entry]]:
+    """A fresh built model of `kind` and its entries.
+
+    kind: "pretrainer" (both towers), "discriminator", "generator" or
+    "encoder" (an ElectraBackbone).
+    """
+    from electra_tf.modeling import (
+        ElectraBackbone,
+        ElectraDiscriminator,
+        ElectraGenerator,
+        ElectraPretrainer,
+    )
+
+    classes = {
+        "pretrainer": (ElectraPretrainer, pretrainer_entries),
+        "discriminator": (ElectraDiscriminator, discriminator_entries),
+        "generator": (ElectraGenerator, generator_entries),
+        "encoder": (
+            ElectraBackbone,
+            lambda m: embeddings_entries(m.embeddings) + encoder_entries(m, "electra"),
+        ),
+    }
+    cls, entries_of = classes[kind]
+    model = cls(config)
+    model.build()
+    return model, entries_of(model)
+
+
 def export(entries: list[Entry]) -> dict[str, np.ndarray]:
     """Our weights as canonical name -> array."""
     return {e.name: np.asarray(e.to_canonical(np.asarray(e.variable.numpy()))) for e in entries}
