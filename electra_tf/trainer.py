@@ -114,6 +114,12 @@ class PretrainOptions:
                 f"--max_seq_length={self.max_seq_length} exceeds the model's "
                 f"max_position_embeddings={self.config.max_position_embeddings}"
             )
+        for name in ("log_every_steps", "save_checkpoints_steps"):
+            if getattr(self, name) % self.steps_per_execution:
+                raise ValueError(
+                    f"--{name}={getattr(self, name)} is not a multiple of "
+                    f"--steps_per_execution={self.steps_per_execution}"
+                )
         if self.temperature <= 0:
             raise ValueError(f"--temperature must be positive, got {self.temperature}")
 

@@ -115,6 +115,8 @@ def test_precision_and_xla_paths_run(masked_data, tmp_path, precision, jit):
             mixed_precision=precision,
             jit_compile=jit,
             grad_accum_steps=2,
+            # float16 skips (and does not count) steps with non-finite gradients.
+            steps_per_execution=1 if precision == "float16" else 2,
         )
     )
     assert results["step"] == 4 and np.isfinite(results["train"]["loss"])
