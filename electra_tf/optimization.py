@@ -73,11 +73,11 @@ class _PreReducedGradients:
 class ElectraAdamW(_PreReducedGradients, keras.optimizers.Optimizer):
     """Adam with decoupled weight decay, as google-research/electra's optimizer.
 
-    update = m / (sqrt(v) + ε) with no bias correction (set
-    `bias_correction=True` for the usual Adam), and `var -= lr * wd * var`
-    for variables that decay. Weight decay is the base class's decoupled
-    decay, applied with the same learning rate before the Adam step, which is
-    the reference's `update += wd * var; var -= lr * update`.
+    update = m / (sqrt(v) + ε) + wd · var (wd only for variables that decay),
+    var -= lr · update; no bias correction unless `bias_correction=True`.
+    `lr_multipliers` (variable path -> factor, e.g. from
+    `layerwise_lr_multipliers`) scales the learning rate per variable, weight
+    decay included, as the reference's layer-wise decay does.
 
     Example:
         >>> opt = ElectraAdamW(WarmupLinearDecay(5e-4, 100, 1000), weight_decay=0.01)
@@ -91,27 +91,32 @@ class ElectraAdamW(_PreReducedGradients, keras.optimizers.Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-6,
         bias_correction: bool = False,
+        lr_multipliers: dict[str, float] | None = None,
         name: str = "electra_adamw",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs
-        )
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.decay_rate = float(weight_decay)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.bias_correction = bias_correction
+        self.lr_multipliers = dict(lr_multipliers or {})
 
     def build(self, var_list):
         if self.built:
             return
-        exclude_from_weight_decay(self, var_list)  # Keras wants this before build.
         super().build(var_list)
         self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
+        self._decays = {self._var_key(v): not NO_DECAY_PATTERN.search(v.path) for v in var_list}
+        self._factor = {
+            self._var_key(v): float(self.lr_multipliers.get(v.path, 1.0)) for v in var_list
+        }
 
     def update_step(self, gradient, variable, learning_rate):
         ops = keras.ops
-        lr = ops.cast(learning_rate, variable.dtype)
+        key = self._var_key(variable)
+        lr = ops.cast(learning_rate, variable.dtype) * self._factor.get(key, 1.0)
         gradient = ops.cast(gradient, variable.dtype)
         index = self._get_variable_index(variable)
         m, v = self._m[index], self._v[index]
@@ -130,16 +135,47 @@ class ElectraAdamW(_PreReducedGradients, keras.optimizers.Optimizer):
             m_hat = ops.divide(m, 1 - ops.power(ops.cast(self.beta_1, variable.dtype), t))
             v_hat = ops.divide(v, 1 - ops.power(ops.cast(self.beta_2, variable.dtype), t))
         update = ops.divide(m_hat, ops.add(ops.sqrt(v_hat), self.epsilon))
+        if self.decay_rate and self._decays.get(key, True):
+            update = ops.add(update, ops.multiply(variable, self.decay_rate))
         self.assign_sub(variable, ops.multiply(lr, update))
 
     def get_config(self):
         return {
             **super().get_config(),
+            "weight_decay": self.decay_rate,
             "beta_1": self.beta_1,
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
             "bias_correction": self.bias_correction,
+            "lr_multipliers": self.lr_multipliers,
         }
+
+
+def layerwise_lr_multipliers(variables, num_layers: int, decay: float) -> dict[str, float]:
+    """Layer-wise learning-rate decay factors for fine-tuning, by variable path.
+
+    The documented behaviour (ELECTRA paper, Appendix; what
+    google-research/electra issues #51/#64 ask for), not the reference code's:
+    the task head gets 1, Transformer layer i (0-based, of `num_layers`) gets
+    decay^(num_layers - i), so the top layer gets decay^1, and the embeddings
+    and their projection get decay^(num_layers + 1). (The reference code
+    gives every layer one more power: the top layer decay^2, the embeddings
+    decay^(num_layers + 2).)
+    """
+    factors = {}
+    for variable in variables:
+        path = variable.path
+        layer = re.search(r"/layer_(\d+)/", path)
+        if layer:
+            depth = int(layer.group(1))
+            if depth >= num_layers:
+                raise ValueError(f"{path}: layer {depth} but num_layers={num_layers}")
+            factors[path] = decay ** (num_layers - depth)
+        elif "/embeddings/" in path or "/embeddings_project/" in path:
+            factors[path] = decay ** (num_layers + 1)
+        else:
+            factors[path] = 1.0
+    return factors
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

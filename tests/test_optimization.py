@@ -58,3 +58,43 @@ def test_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="--optimizer"):
         create_optimizer("sgd", 1e-3, 1, 10)
     assert create_optimizer("lamb", 1e-3, 1, 10).name
+
+
+def test_layerwise_decay_factors_are_the_documented_ones():
+    from electra_tf.config import ElectraConfig
+    from electra_tf.modeling import ElectraDiscriminator
+    from electra_tf.optimization import layerwise_lr_multipliers
+
+    model = ElectraDiscriminator(ElectraConfig.from_preset("tiny", vocab_size=50, num_layers=3))
+    model.build()
+    factors = layerwise_lr_multipliers(model.trainable_variables, num_layers=3, decay=0.8)
+    by_part = {}
+    for path, f in factors.items():
+        part = (
+            "head"
+            if "discriminator_predictions" in path
+            else ("emb" if "embeddings" in path else path.split("/layer_")[1].split("/")[0])
+        )
+        by_part.setdefault(part, set()).add(round(f, 10))
+    assert by_part == {
+        "head": {1.0},
+        "2": {0.8},
+        "1": {round(0.8**2, 10)},
+        "0": {round(0.8**3, 10)},
+        "emb": {round(0.8**4, 10)},
+    }
+
+
+def test_lr_multipliers_scale_the_update_and_the_decay():
+    import keras
+
+    lr, wd = 0.1, 0.01
+    a = keras.Variable(np.array([1.0, -2.0], np.float32), name="kernel")
+    opt = ElectraAdamW(lr, weight_decay=wd, lr_multipliers={a.path: 0.5})
+    g = np.array([0.3, -0.1])
+    opt.apply([tf.constant(g, tf.float32)], [a])
+    m, v = 0.1 * g, 0.001 * g**2
+    expected = np.array([1.0, -2.0]) - 0.5 * lr * (
+        m / (np.sqrt(v) + 1e-6) + wd * np.array([1.0, -2.0])
+    )
+    np.testing.assert_allclose(a.numpy(), expected, rtol=1e-5)
