@@ -253,3 +253,59 @@ def test_tpu_without_hardware_fails_fast():
 def test_parameter_server_is_refused_clearly():
     with pytest.raises(ValueError, match="parameter_server is not supported"):
         get_strategy("parameter_server")
+
+
+def test_one_device_strategy_trains(masked_data, tmp_path):
+    from electra_tf.config import ElectraConfig
+    from electra_tf.trainer import PretrainOptions, run_pretraining
+
+    options = _options(
+        masked_data,
+        tmp_path,
+        distribution_strategy="one_device",
+        num_train_steps=2,
+        log_every_steps=2,
+        save_checkpoints_steps=2,
+    )
+    options["config"] = ElectraConfig.from_preset(
+        "tiny", vocab_size=30522, max_position_embeddings=64
+    )
+    assert run_pretraining(PretrainOptions(**options))["step"] == 2
+
+
+def test_global_batch_must_divide_over_replicas(masked_data, tmp_path):
+    run = _start(
+        _options(masked_data, tmp_path, distribution_strategy="mirrored", train_batch_size=15),
+        tmp_path / "x.npz",
+        "--logical_cpus=2",
+    )
+    _, err = run.communicate(timeout=300)
+    assert run.returncode != 0
+    assert "--train_batch_size=15 is not divisible by the 2 replicas" in err
+
+
+def test_multi_worker_with_xla_and_bfloat16(masked_data, tmp_path):
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        )
+        procs.append(
+            _start(
+                _options(
+                    masked_data,
+                    tmp_path / "mwms",
+                    distribution_strategy="multi_worker_mirrored",
+                    num_train_steps=2,
+                    log_every_steps=2,
+                    save_checkpoints_steps=2,
+                    jit_compile=True,
+                    mixed_precision="bfloat16",
+                ),
+                tmp_path / f"w{index}.npz",
+                TF_CONFIG=tf_config,
+            )
+        )
+    assert all(_finish(p)["step"] == 2 for p in procs)
+    _assert_same_weights(tmp_path / "w0.npz", tmp_path / "w1.npz", rtol=0, atol=0)
