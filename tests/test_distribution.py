@@ -115,6 +115,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _start_workers(options, out_prefix, count=2, **env):
+    """Starts `count` MultiWorkerMirrored workers on 127.0.0.1; worker i writes out_prefix{i}.npz."""
+    workers = [f"127.0.0.1:{_free_port()}" for _ in range(count)]
+    procs = []
+    for index in range(count):
+        tf_config = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        )
+        procs.append(_start(options, f"{out_prefix}{index}.npz", TF_CONFIG=tf_config, **env))
+    return procs
+
+
 def test_multi_worker_mirrored_on_loopback(masked_data, tmp_path):
     # The generator-only objective with dropout off makes the result independent
     # of which replica holds which row, so MWMS (records sharded over workers)
@@ -133,24 +145,13 @@ def test_multi_worker_mirrored_on_loopback(masked_data, tmp_path):
     single = _start(_options(data, tmp_path / "single", **common), tmp_path / "single.npz")
     _finish(single)
 
-    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
     tmp = tmp_path / "worker_tmp"
     tmp.mkdir()
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        )
-        procs.append(
-            _start(
-                _options(
-                    data, tmp_path / "mwms", distribution_strategy="multi_worker_mirrored", **common
-                ),
-                tmp_path / f"worker{index}.npz",
-                TF_CONFIG=tf_config,
-                TMPDIR=str(tmp),
-            )
-        )
+    procs = _start_workers(
+        _options(data, tmp_path / "mwms", distribution_strategy="multi_worker_mirrored", **common),
+        tmp_path / "worker",
+        TMPDIR=str(tmp),
+    )
     results = [_finish(p) for p in procs]
     assert all(r["step"] == 6 for r in results)
     _assert_same_weights(tmp_path / "worker0.npz", tmp_path / "worker1.npz", rtol=0, atol=0)
@@ -285,27 +286,18 @@ def test_global_batch_must_divide_over_replicas(masked_data, tmp_path):
 
 
 def test_multi_worker_with_xla_and_bfloat16(masked_data, tmp_path):
-    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        )
-        procs.append(
-            _start(
-                _options(
-                    masked_data,
-                    tmp_path / "mwms",
-                    distribution_strategy="multi_worker_mirrored",
-                    num_train_steps=2,
-                    log_every_steps=2,
-                    save_checkpoints_steps=2,
-                    jit_compile=True,
-                    mixed_precision="bfloat16",
-                ),
-                tmp_path / f"w{index}.npz",
-                TF_CONFIG=tf_config,
-            )
-        )
+    procs = _start_workers(
+        _options(
+            masked_data,
+            tmp_path / "mwms",
+            distribution_strategy="multi_worker_mirrored",
+            num_train_steps=2,
+            log_every_steps=2,
+            save_checkpoints_steps=2,
+            jit_compile=True,
+            mixed_precision="bfloat16",
+        ),
+        tmp_path / "w",
+    )
     assert all(_finish(p)["step"] == 2 for p in procs)
     _assert_same_weights(tmp_path / "w0.npz", tmp_path / "w1.npz", rtol=0, atol=0)
