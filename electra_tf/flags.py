@@ -29,13 +29,23 @@ def define_model_flags() -> None:
     if not _once("model"):
         return
     flags.DEFINE_enum("model_size", "small", sorted(PRESETS), "ElectraConfig preset.")
-    flags.DEFINE_integer("vocab_size", 30522, "Vocabulary size (must match the data's vocab).")
     flags.DEFINE_string(
         "model_overrides",
         "{}",
         "JSON object of ElectraConfig field overrides, e.g. '{\"num_layers\": 4}'.",
     )
-    flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the data and the model.")
+
+
+def define_training_flags() -> None:
+    """Flags every training job has (pre-training and fine-tuning)."""
+    if not _once("training"):
+        return
+    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, config.")
+    flags.DEFINE_integer("train_batch_size", 128, "GLOBAL batch size (split over replicas).")
+    flags.DEFINE_integer("eval_batch_size", 128, "Global eval batch size.")
+    flags.DEFINE_integer("log_every_steps", 100, "Steps between log lines / TensorBoard points.")
+    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept (0 keeps all).")
+    flags.DEFINE_integer("seed", 42, "Seed for initialisation, shuffling and sampling.")
 
 
 def define_distribution_flags() -> None:
@@ -62,34 +72,41 @@ def define_distribution_flags() -> None:
     flags.DEFINE_integer("steps_per_execution", 1, "Train steps per tf.function call.")
 
 
-def define_optimizer_flags() -> None:
-    if not _once("optimizer"):
+def define_adam_flags() -> None:
+    """AdamW flags shared by pre-training and fine-tuning."""
+    if not _once("adam"):
         return
-    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
     flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate.")
-    flags.DEFINE_integer("warmup_steps", 10000, "Linear warmup steps.")
-    flags.DEFINE_float("lr_decay_power", 1.0, "Power of the decay to 0 (1 = linear).")
     flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not LayerNorm/bias).")
     flags.DEFINE_float("adam_beta1", 0.9, "Adam beta_1.")
     flags.DEFINE_float("adam_beta2", 0.999, "Adam beta_2.")
     flags.DEFINE_float("adam_epsilon", 1e-6, "Adam epsilon.")
-    flags.DEFINE_float("clip_norm", 1.0, "Global-norm gradient clip after the all-reduce (0: off).")
-    flags.DEFINE_integer(
-        "grad_accum_steps", 1, "Micro-batches per update (the global batch is split into them)."
+    flags.DEFINE_boolean(
+        "adam_bias_correction",
+        False,
+        "Adam's bias correction. Off in the ELECTRA reference; without it the first few hundred "
+        "updates are 3-6x larger, which short runs with short warmup do not survive.",
     )
+    flags.DEFINE_float("clip_norm", 1.0, "Global-norm gradient clip after the all-reduce (0: off).")
 
 
 def define_pretrain_flags() -> None:
     define_model_flags()
     define_distribution_flags()
-    define_optimizer_flags()
+    define_training_flags()
+    define_adam_flags()
     if not _once("pretrain"):
         return
+    flags.DEFINE_integer("vocab_size", 30522, "Vocabulary size (must match the data's vocab).")
+    flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the data and the model.")
+    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
+    flags.DEFINE_integer("warmup_steps", 10000, "Linear warmup steps.")
+    flags.DEFINE_float("lr_decay_power", 1.0, "Power of the decay to 0 (1 = linear).")
+    flags.DEFINE_integer(
+        "grad_accum_steps", 1, "Micro-batches per update (the global batch is split into them)."
+    )
     flags.DEFINE_string("train_data", None, "Comma-separated globs of pre-training TFRecords.")
     flags.DEFINE_string("eval_data", None, "Globs of held-out TFRecords (optional).")
-    flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs, config.")
-    flags.DEFINE_integer("train_batch_size", 128, "GLOBAL batch size (split over replicas).")
-    flags.DEFINE_integer("eval_batch_size", 128, "Global eval batch size.")
     flags.DEFINE_integer("num_train_steps", 1000000, "Optimizer steps in total.")
     flags.DEFINE_float("gen_weight", 1.0, "Weight of the generator MLM loss.")
     flags.DEFINE_float("disc_weight", 50.0, "Weight of the discriminator loss.")
@@ -107,13 +124,10 @@ def define_pretrain_flags() -> None:
         None,
         "Vocab file; needed for dynamic masking when the data has no dataset_info.json.",
     )
-    flags.DEFINE_integer("log_every_steps", 100, "Steps between log lines / TensorBoard points.")
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
-    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept (0 keeps all).")
     flags.DEFINE_integer("eval_every_steps", 0, "Steps between evaluations (0: only at the end).")
     flags.DEFINE_integer("num_eval_steps", 100, "Eval batches per evaluation.")
     flags.DEFINE_integer("shuffle_buffer", 10000, "Records in the shuffle buffer.")
-    flags.DEFINE_integer("seed", 42, "Seed for initialisation, shuffling and sampling.")
     flags.DEFINE_integer(
         "max_steps_per_run",
         0,
@@ -121,20 +135,28 @@ def define_pretrain_flags() -> None:
     )
 
 
-def model_config_from_flags() -> ElectraConfig:
-    """The ElectraConfig the flags describe; errors name the flag."""
+def model_config_from_flags(
+    vocab_size: int | None = None, max_seq_length: int | None = None
+) -> ElectraConfig:
+    """The ElectraConfig the flags describe; errors name the flag.
+
+    `vocab_size` / `max_seq_length` default to the flags of those names
+    (fine-tuning takes them from its data instead).
+    """
+    vocab_size = vocab_size or FLAGS.vocab_size
+    max_seq_length = max_seq_length or FLAGS.max_seq_length
     try:
         overrides: dict[str, Any] = json.loads(FLAGS.model_overrides or "{}")
     except json.JSONDecodeError as e:
         raise ValueError(f"--model_overrides is not valid JSON: {e}") from e
     if not isinstance(overrides, dict):
         raise ValueError("--model_overrides must be a JSON object")
-    overrides.setdefault("vocab_size", FLAGS.vocab_size)
+    overrides.setdefault("vocab_size", vocab_size)
     preset = PRESETS[FLAGS.model_size]
-    if FLAGS.max_seq_length > overrides.get(
+    if max_seq_length > overrides.get(
         "max_position_embeddings", preset.get("max_position_embeddings", 512)
     ):
-        overrides["max_position_embeddings"] = FLAGS.max_seq_length
+        overrides["max_position_embeddings"] = max_seq_length
     try:
         return ElectraConfig.from_preset(FLAGS.model_size, **overrides)
     except (TypeError, ValueError) as e:
@@ -160,3 +182,52 @@ def define_convert_flags() -> None:
         ["both", "discriminator", "generator"],
         "Towers to import from a Google checkpoint, or to export with --to=hf.",
     )
+
+
+def define_finetune_flags() -> None:
+    define_model_flags()
+    define_training_flags()
+    define_adam_flags()
+    if not _once("finetune"):
+        return
+    flags.DEFINE_string(
+        "data_dir", None, "Output of data_prep.build_finetuning_data (has finetune_info.json)."
+    )
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "Tower to start from: a pre-training --model_dir, an electra_tf.convert output, or one "
+        "tower directory. Unset: random init with --model_size/--model_overrides (a baseline).",
+    )
+    flags.DEFINE_float("num_train_epochs", 3.0, "Epochs (fractions allowed).")
+    flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear warmup.")
+    flags.DEFINE_float(
+        "layerwise_lr_decay",
+        0.8,
+        "Layer-wise LR decay: head 1, top layer decay^1, embeddings decay^(layers+1). 1 = off.",
+    )
+    flags.DEFINE_integer("n_best_size", 20, "SQuAD: candidate spans kept per question.")
+    flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in word-pieces.")
+    flags.DEFINE_float(
+        "null_score_diff_threshold",
+        0.0,
+        "SQuAD 2.0: predict no answer when null score - best span score exceeds this.",
+    )
+
+
+def define_export_flags() -> None:
+    if not _once("export"):
+        return
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "A fine-tuned model (electra_tf.finetune's --model_dir/best) or a pre-trained "
+        "discriminator (a pre-training --model_dir or tower directory).",
+    )
+    flags.DEFINE_string("export_dir", None, "BASE/NAME: the version directory goes inside.")
+    flags.DEFINE_integer("version", None, "Version number (default: the next free integer).")
+    flags.DEFINE_string("vocab", None, "Vocab file, if the checkpoint has no vocab.txt.")
+    flags.DEFINE_integer(
+        "max_seq_length", None, "Longest tokenized input (default: the fine-tuning data's)."
+    )
+    flags.DEFINE_integer("max_answer_length", 30, "QA: longest answer in word-pieces.")

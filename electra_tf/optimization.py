@@ -206,11 +206,12 @@ def create_optimizer(
     beta_2: float = 0.999,
     epsilon: float = 1e-6,
     lr_decay_power: float = 1.0,
+    bias_correction: bool = False,
 ) -> keras.optimizers.Optimizer:
     """The one place optimizers are made ("adamw" or "lamb")."""
     schedule = WarmupLinearDecay(learning_rate, warmup_steps, total_steps, lr_decay_power)
     if name == "adamw":
-        return ElectraAdamW(schedule, weight_decay, beta_1, beta_2, epsilon)
+        return ElectraAdamW(schedule, weight_decay, beta_1, beta_2, epsilon, bias_correction)
     if name == "lamb":
         return Lamb(
             learning_rate=schedule,

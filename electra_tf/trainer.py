@@ -62,6 +62,7 @@ class PretrainOptions:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
+    adam_bias_correction: bool = False
     clip_norm: float = 1.0
     grad_accum_steps: int = 1
     gen_weight: float = 1.0
@@ -269,6 +270,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 options.adam_beta2,
                 options.adam_epsilon,
                 options.lr_decay_power,
+                options.adam_bias_correction,
             )
             if options.mixed_precision == "float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

@@ -1,0 +1,401 @@
+r"""Turns a fine-tuning dataset into TFRecords for `electra_tf.finetune`.
+
+    python -m data_prep.build_finetuning_data --task=sst-2 \
+        --input_dir=glue/SST-2 --vocab=vocab.txt --output_dir=data/sst2
+
+Tasks: the GLUE tasks from their standard TSVs (cola, sst-2, mrpc, sts-b,
+qqp, mnli, qnli, rte, wnli), `tsv` (your own TSV/CSV with named columns),
+`squad_v1` / `squad_v2` (features by `official.nlp.data.squad_lib`), and
+`conll` (token tagging, label on each word's first word-piece).
+
+Writes into --output_dir: `<split>.tfrecord` per split, `vocab.txt` (a copy, so
+the fine-tuned model and its exports carry their vocab) and
+`finetune_info.json` (task, labels, sizes; written last, so its presence
+means the directory is complete). SQuAD also gets `<split>_eval.json` (what
+decoding needs to map logits back to text) and `<split>_gold.json` (the
+original file, for the official evaluation). Every file is written
+atomically; rerunning rewrites the directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+from absl import app, flags, logging
+
+from data_prep import finetune_readers as readers
+from electra_tf.finetune_data import IGNORE, INFO_FILE
+from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
+from electra_tf.tokenizer import WordPieceTokenizer
+from electra_tf.vocab import Vocab
+
+SQUAD_TASKS = ("squad_v1", "squad_v2")
+TASKS = (*readers.GLUE_TASKS, "tsv", *SQUAD_TASKS, "conll")
+DEFAULT_FILES = {
+    "tsv": ("train.tsv", "dev.tsv"),
+    "conll": ("train.conll", "dev.conll"),
+    "squad_v1": ("train-v1.1.json", "dev-v1.1.json"),
+    "squad_v2": ("train-v2.0.json", "dev-v2.0.json"),
+}
+
+
+@dataclasses.dataclass
+class Settings:
+    task: str
+    input_dir: str
+    output_dir: str
+    vocab: str
+    max_seq_length: int = 128
+    lower_case: bool = True
+    train_file: str | None = None
+    dev_file: str | None = None
+    text_column: str = "sentence"
+    text_b_column: str | None = None
+    label_column: str = "label"
+    labels: str | None = None
+    regression: bool = False
+    doc_stride: int = 128
+    max_query_length: int = 64
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.max_seq_length < 8:
+            raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}")
+        if self.task in SQUAD_TASKS and self.max_query_length + 3 >= self.max_seq_length:
+            raise ValueError("--max_query_length leaves no room for the passage")
+
+
+def define_flags() -> None:
+    flags.DEFINE_enum("task", None, list(TASKS), "Task to prepare.")
+    flags.DEFINE_string("input_dir", None, "Directory with the task's files.")
+    flags.DEFINE_string("output_dir", None, "Directory to write.")
+    flags.DEFINE_string("vocab", None, "WordPiece vocab file (the model's).")
+    flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, with [CLS]/[SEP].")
+    flags.DEFINE_boolean("lower_case", True, "Lower-case and strip accents (uncased vocab).")
+    flags.DEFINE_string("train_file", None, "Training file name in --input_dir (task default).")
+    flags.DEFINE_string("dev_file", None, "Dev file name in --input_dir (task default).")
+    flags.DEFINE_string("text_column", "sentence", "--task=tsv: column of the text.")
+    flags.DEFINE_string("text_b_column", None, "--task=tsv: column of the second text (pairs).")
+    flags.DEFINE_string("label_column", "label", "--task=tsv: column of the label.")
+    flags.DEFINE_string(
+        "labels", None, "--task=tsv/conll: comma-separated label list (default: those in train)."
+    )
+    flags.DEFINE_boolean("regression", False, "--task=tsv: the label is a real number.")
+    flags.DEFINE_integer("doc_stride", 128, "SQuAD: stride between passage windows.")
+    flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
+
+
+def _int_feature(values):
+    import tensorflow as tf
+
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _write_records(path: str, features: list[dict[str, Any]]) -> None:
+    """Writes tf.train.Examples to `path` atomically."""
+    import tensorflow as tf
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for feature in features:
+            fields = {}
+            for name, value in feature.items():
+                if isinstance(value, float) or (
+                    isinstance(value, list) and value and isinstance(value[0], float)
+                ):
+                    values = value if isinstance(value, list) else [value]
+                    fields[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
+                else:
+                    fields[name] = _int_feature(value if isinstance(value, list) else [value])
+            example = tf.train.Example(features=tf.train.Features(feature=fields))
+            writer.write(example.SerializeToString())
+    os.replace(tmp, path)
+
+
+def _label_list(settings: Settings, train_labels: list[str], glue_labels) -> list[str] | None:
+    if glue_labels is not None:
+        return list(glue_labels)
+    if settings.labels:
+        return [label.strip() for label in settings.labels.split(",")]
+    if settings.task == "conll":
+        labels = sorted(set(train_labels) - {"O"})
+        return ["O", *labels] if "O" in train_labels else labels
+    return sorted(set(train_labels))
+
+
+def _classification_features(examples, tokenizer, settings, label_ids) -> list[dict]:
+    features = []
+    for example in examples:
+        feature = tokenizer.encode(example.text_a, example.text_b, settings.max_seq_length)
+        if label_ids is None:
+            try:
+                feature["label"] = float(example.label)
+            except ValueError:
+                raise ValueError(
+                    f"{example.source}: label {example.label!r} is not a number (regression)"
+                ) from None
+        else:
+            if example.label not in label_ids:
+                raise ValueError(
+                    f"{example.source}: unknown label {example.label!r}; the labels are "
+                    f"{', '.join(map(repr, label_ids))}"
+                )
+            feature["label_ids"] = label_ids[example.label]
+        features.append(feature)
+    return features
+
+
+def _tagging_features(sentences, tokenizer, settings, label_ids) -> tuple[list[dict], int]:
+    """Labels each word's first word-piece; returns the features and words cut off."""
+    features, truncated = [], 0
+    budget = settings.max_seq_length - 2
+    for sentence in sentences:
+        pieces, labels = [], []
+        for index, (word, tag) in enumerate(zip(sentence.words, sentence.tags)):
+            if tag not in label_ids:
+                raise ValueError(
+                    f"{sentence.path}:{sentence.line + index}: unknown tag {tag!r}; the tags are "
+                    f"{', '.join(map(repr, label_ids))}"
+                )
+            word_pieces = tokenizer.tokenize(word) or ["[UNK]"]
+            if len(pieces) + len(word_pieces) > budget:
+                truncated += len(sentence.words) - index
+                break
+            pieces += word_pieces
+            labels += [label_ids[tag]] + [IGNORE] * (len(word_pieces) - 1)
+        tokens = ["[CLS]", *pieces, "[SEP]"]
+        pad = settings.max_seq_length - len(tokens)
+        features.append(
+            {
+                "input_ids": tokenizer.convert_tokens_to_ids(tokens) + [0] * pad,
+                "input_mask": [1] * len(tokens) + [0] * pad,
+                "segment_ids": [0] * settings.max_seq_length,
+                "label_ids": [IGNORE, *labels, IGNORE] + [IGNORE] * pad,
+            }
+        )
+    return features, truncated
+
+
+def _squad_features(path, tokenizer, settings, training: bool):
+    """Runs squad_lib's feature creation; returns (features, examples, squad features)."""
+    from official.nlp.data import squad_lib
+
+    version_2 = settings.task == "squad_v2"
+    data = readers.check_squad_json(path, version_2)
+    several = [
+        qa for a in data["data"] for p in a["paragraphs"] for qa in p["qas"] if len(qa["answers"]) > 1
+    ]
+    if training and several:
+        # Dev-style files list several reference answers; squad_lib wants exactly
+        # one to train on, so train on the first (as Hugging Face's run_squad does).
+        for qa in several:
+            qa["answers"] = qa["answers"][:1]
+        path = os.path.join(settings.output_dir, f".train-first-answers-{os.getpid()}.json")
+        atomic_write_bytes(path, json.dumps(data).encode("utf-8"))
+    try:
+        examples = squad_lib.read_squad_examples(path, training, version_2)
+    finally:
+        if training and several:
+            os.unlink(path)
+    made = []
+
+    def collect(feature, is_padding=False):
+        made.append(feature)
+
+    squad_lib.convert_examples_to_features(
+        examples,
+        tokenizer,
+        settings.max_seq_length,
+        settings.doc_stride,
+        settings.max_query_length,
+        is_training=training,
+        output_fn=collect,
+        batch_size=1,  # no padding features
+    )
+    records = [
+        {
+            "input_ids": f.input_ids,
+            "input_mask": f.input_mask,
+            "segment_ids": f.segment_ids,
+            "unique_ids": f.unique_id,
+            "start_positions": f.start_position or 0,
+            "end_positions": f.end_position or 0,
+            "is_impossible": int(bool(f.is_impossible)),
+        }
+        for f in made
+    ]
+    return records, examples, made
+
+
+def _squad_eval_metadata(features) -> dict[str, Any]:
+    """What decoding needs from each feature (JSON keys are strings; see electra_tf.squad)."""
+    return {
+        "features": [
+            {
+                "unique_id": f.unique_id,
+                "example_index": f.example_index,
+                "doc_span_index": f.doc_span_index,
+                "tokens": f.tokens,
+                "token_to_orig_map": f.token_to_orig_map,
+                "token_is_max_context": f.token_is_max_context,
+            }
+            for f in features
+        ]
+    }
+
+
+def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
+    """Prepares every split; returns the info written to finetune_info.json."""
+    settings.validate()
+    vocab = Vocab.load(settings.vocab)
+    tokenizer = WordPieceTokenizer(vocab, settings.lower_case)
+    os.makedirs(settings.output_dir, exist_ok=True)
+    task = settings.task
+    glue = readers.GLUE_TASKS.get(task)
+    train_name, dev_name = DEFAULT_FILES.get(task, ("train.tsv", "dev.tsv"))
+    train_name = settings.train_file or train_name
+    dev_names = [settings.dev_file] if settings.dev_file else None
+    if dev_names is None:
+        dev_names = list(glue.dev_files) if glue else [dev_name]
+    splits = {"train": readers.find_split(settings.input_dir, train_name)}
+    for i, name in enumerate(dev_names):
+        split = "dev" if i == 0 else "dev_" + name.split("_", 1)[-1].rsplit(".", 1)[0]
+        splits[split] = readers.find_split(settings.input_dir, name)
+
+    info: dict[str, Any] = {
+        "task": task,
+        "max_seq_length": settings.max_seq_length,
+        "lower_case": settings.lower_case,
+        "vocab_size": vocab.size,
+        "vocab_sha256": vocab.sha256,
+        "splits": {},
+    }
+    if task in SQUAD_TASKS:
+        info.update(
+            kind="span",
+            labels=None,
+            main_metric="f1",
+            squad={
+                "version_2": task == "squad_v2",
+                "doc_stride": settings.doc_stride,
+                "max_query_length": settings.max_query_length,
+            },
+        )
+        for split, path in splits.items():
+            training = split == "train"
+            records, examples, features = _squad_features(path, tokenizer, settings, training)
+            if not records:
+                raise ValueError(f"{path}: no usable questions")
+            _write_records(os.path.join(settings.output_dir, f"{split}.tfrecord"), records)
+            if not training:
+                atomic_write_json(
+                    os.path.join(settings.output_dir, f"{split}_eval.json"),
+                    _squad_eval_metadata(features),
+                )
+                shutil.copyfile(path, os.path.join(settings.output_dir, f".{split}_gold.tmp"))
+                os.replace(
+                    os.path.join(settings.output_dir, f".{split}_gold.tmp"),
+                    os.path.join(settings.output_dir, f"{split}_gold.json"),
+                )
+            info["splits"][split] = {
+                "file": f"{split}.tfrecord",
+                "source": os.path.abspath(path),
+                "examples": len(examples),
+                "features": len(records),
+            }
+            print(f"{split}: {len(examples)} questions -> {len(records)} features", file=stream)
+    elif task == "conll":
+        sentences = {split: readers.read_conll(path) for split, path in splits.items()}
+        labels = _label_list(settings, [t for s in sentences["train"] for t in s.tags], None)
+        label_ids = {label: i for i, label in enumerate(labels)}
+        info.update(kind="tagging", labels=labels, main_metric="entity_f1")
+        for split, items in sentences.items():
+            if not items:
+                raise ValueError(f"{splits[split]}: no sentences")
+            features, truncated = _tagging_features(items, tokenizer, settings, label_ids)
+            _write_records(os.path.join(settings.output_dir, f"{split}.tfrecord"), features)
+            info["splits"][split] = {
+                "file": f"{split}.tfrecord",
+                "source": os.path.abspath(splits[split]),
+                "examples": len(items),
+                "features": len(features),
+                "truncated_words": truncated,
+            }
+            note = f" ({truncated} words cut at --max_seq_length)" if truncated else ""
+            print(f"{split}: {len(items)} sentences{note}", file=stream)
+    else:
+        if glue:
+            examples = {split: readers.read_glue(task, path) for split, path in splits.items()}
+            regression, pair = glue.labels is None, glue.text_b is not None
+            main_metric = glue.main_metric
+        else:
+            examples = {
+                split: readers.read_table(
+                    path, settings.text_column, settings.text_b_column, settings.label_column
+                )
+                for split, path in splits.items()
+            }
+            regression, pair = settings.regression, settings.text_b_column is not None
+            main_metric = "pearson" if regression else "accuracy"
+        labels = None
+        label_ids = None
+        if not regression:
+            labels = _label_list(
+                settings, [e.label for e in examples["train"]], glue.labels if glue else None
+            )
+            label_ids = {label: i for i, label in enumerate(labels)}
+            if len(labels) < 2:
+                raise ValueError(f"{splits['train']}: needs at least 2 labels, found {labels}")
+        info.update(
+            kind="regression" if regression else "classification",
+            labels=labels,
+            pair=pair,
+            main_metric=main_metric,
+        )
+        for split, items in examples.items():
+            if not items:
+                raise ValueError(f"{splits[split]}: no examples")
+            features = _classification_features(items, tokenizer, settings, label_ids)
+            _write_records(os.path.join(settings.output_dir, f"{split}.tfrecord"), features)
+            info["splits"][split] = {
+                "file": f"{split}.tfrecord",
+                "source": os.path.abspath(splits[split]),
+                "examples": len(items),
+                "features": len(features),
+            }
+            print(f"{split}: {len(items)} examples", file=stream)
+    with open(settings.vocab, "rb") as f:
+        atomic_write_bytes(os.path.join(settings.output_dir, "vocab.txt"), f.read())
+    atomic_write_json(os.path.join(settings.output_dir, INFO_FILE), info)
+    return info
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # squad_lib logs every feature at INFO
+    F = flags.FLAGS
+    for name in ("task", "input_dir", "output_dir", "vocab"):
+        if not getattr(F, name):
+            raise app.UsageError(f"--{name} is required")
+    settings = Settings(**{f.name: getattr(F, f.name) for f in dataclasses.fields(Settings)})
+    try:
+        build(settings)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

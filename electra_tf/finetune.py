@@ -1,0 +1,62 @@
+r"""ELECTRA fine-tuning from the command line.
+
+    python -m data_prep.build_finetuning_data --task=sst-2 --input_dir=glue/SST-2 \
+        --vocab=vocab.txt --output_dir=data/sst2
+    python -m electra_tf.finetune --flagfile=configs/finetune_small.flags \
+        --data_dir=data/sst2 --init_checkpoint=runs/small --model_dir=runs/sst2
+
+Evaluates on every dev split at the end of each epoch, keeps the best model
+in `--model_dir/best` (what `electra_tf.export` reads) and writes
+`metrics.json` and TensorBoard logs. Rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, logging
+
+from electra_tf import flags as electra_flags
+
+FLAGS = electra_flags.FLAGS
+
+
+def options_from_flags():
+    """FinetuneOptions from the parsed flags (errors name the flag)."""
+    from electra_tf.finetune_data import load_info
+    from electra_tf.finetuner import FinetuneOptions
+
+    for name in ("data_dir", "model_dir"):
+        if not getattr(FLAGS, name):
+            raise app.UsageError(f"--{name} is required")
+    config = None
+    if not FLAGS.init_checkpoint:
+        info = load_info(FLAGS.data_dir)
+        config = electra_flags.model_config_from_flags(info["vocab_size"], info["max_seq_length"])
+    fields = {f for f in FinetuneOptions.__dataclass_fields__ if f != "config"}
+    return FinetuneOptions(config=config, **{name: getattr(FLAGS, name) for name in fields})
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    from electra_tf.finetuner import run_finetuning
+
+    try:
+        history = run_finetuning(options_from_flags())
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    best = history["best"]
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k not in ("step", "epoch"))
+    print(f"best (step {best['step']}): {shown}; saved in {FLAGS.model_dir}/best")
+
+
+def run() -> None:
+    electra_flags.define_finetune_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,156 @@
+"""A pure-Python BERT WordPiece tokenizer: fine-tuning data prep and the device side.
+
+It needs neither TensorFlow nor tf-text, so an app that runs the TFLite
+classifier can tokenize with it (copy this one file and the vocab). It gives
+the same ids as the in-graph `tf_text.FastBertTokenizer` the exported
+SavedModel uses (tested on real text), so training, serving and the device
+agree.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from electra_tf.vocab import CONTINUATION_PREFIX, Vocab
+
+MAX_CHARS_PER_WORD = 100  # longer words become [UNK], as in BERT and tf-text
+
+
+def _is_control(char: str) -> bool:
+    if char in "\t\n\r":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    # BERT treats every non-alphanumeric ASCII symbol as punctuation ("$", "^", "`").
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_cjk(cp: int) -> bool:
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+class WordPieceTokenizer:
+    """BERT's basic + WordPiece tokenization with a fixed vocabulary.
+
+    Args:
+        vocab: A `Vocab` or the path of a vocab file.
+        lower_case: Lower-case and strip accents first (uncased vocabs).
+
+    Example:
+        >>> tok = WordPieceTokenizer("vocab.txt")  # doctest: +SKIP
+        >>> tok.tokenize("Unaffable!")  # doctest: +SKIP
+        ['una', '##ffa', '##ble', '!']
+        >>> tok.encode("a movie", max_length=8)["input_ids"]  # doctest: +SKIP
+        [101, 1037, 3185, 102, 0, 0, 0, 0]
+    """
+
+    def __init__(self, vocab: Vocab | str, lower_case: bool = True):
+        self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
+        self.lower_case = lower_case
+        self._index = self.vocab.index
+        self._unk = "[UNK]"
+
+    def split_words(self, text: str) -> list[str]:
+        """Basic tokenization: clean, normalise, split on whitespace and punctuation."""
+        if self.lower_case:
+            # tf-text's lower_case_nfd_strip_accents is ICU's NFKC case folding,
+            # then NFD with the accents dropped: "½" -> "1⁄2", "ß" -> "ss".
+            text = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+            text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+        chars = []
+        for char in text:
+            cp = ord(char)
+            if cp == 0 or _is_control(char):
+                continue
+            if char.isspace():
+                chars.append(" ")
+            elif _is_cjk(cp):
+                chars.extend((" ", char, " "))
+            else:
+                chars.append(char)
+        words = []
+        for word in "".join(chars).split():
+            start = 0
+            for i, char in enumerate(word):
+                if _is_punctuation(char):
+                    if i > start:
+                        words.append(word[start:i])
+                    words.append(char)
+                    start = i + 1
+            if start < len(word):
+                words.append(word[start:])
+        return words
+
+    def wordpieces(self, word: str) -> list[str]:
+        """Greedy longest-match-first WordPiece split of one basic word."""
+        if len(word) > MAX_CHARS_PER_WORD:
+            return [self._unk]
+        pieces, start = [], 0
+        while start < len(word):
+            end = len(word)
+            while end > start:
+                piece = word[start:end] if start == 0 else CONTINUATION_PREFIX + word[start:end]
+                if piece in self._index:
+                    break
+                end -= 1
+            if end == start:
+                return [self._unk]
+            pieces.append(piece)
+            start = end
+        return pieces
+
+    def tokenize(self, text: str) -> list[str]:
+        return [piece for word in self.split_words(text) for piece in self.wordpieces(word)]
+
+    def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
+        return [self._index.get(t, self._index[self._unk]) for t in tokens]
+
+    def encode(self, text: str, text_b: str | None = None, max_length: int = 128) -> dict:
+        """`[CLS] a [SEP] (b [SEP])`, truncated longest-first, padded to `max_length`."""
+        a = self.tokenize(text)
+        b = self.tokenize(text_b) if text_b is not None else None
+        a, b = truncate_pair(a, b, max_length)
+        tokens = ["[CLS]", *a, "[SEP]"]
+        segments = [0] * len(tokens)
+        if b is not None:
+            tokens += [*b, "[SEP]"]
+            segments += [1] * (len(b) + 1)
+        ids = self.convert_tokens_to_ids(tokens)
+        pad = max_length - len(ids)
+        return {
+            "input_ids": ids + [self.vocab.pad_id] * pad,
+            "input_mask": [1] * len(ids) + [0] * pad,
+            "segment_ids": segments + [0] * pad,
+        }
+
+
+def truncate_pair(a: list, b: list | None, max_length: int) -> tuple[list, list | None]:
+    """Trims to fit `max_length` with the special tokens, always from the longer side.
+
+    On a tie the second segment loses a token first, as in BERT's
+    `_truncate_seq_pair`; tf-text's `ShrinkLongestTrimmer` does the same.
+    """
+    if b is None:
+        return a[: max(max_length - 2, 0)], None
+    budget = max(max_length - 3, 0)
+    a, b = list(a), list(b)
+    while len(a) + len(b) > budget:
+        if len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+    return a, b

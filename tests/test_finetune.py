@@ -1,0 +1,191 @@
+"""Fine-tuning end to end on real data: SST-2-like, WNUT-16 NER, the SQuAD fixture;
+layer-wise learning rates; resume; the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from data_prep.build_finetuning_data import Settings, build
+from electra_tf.config import ElectraConfig
+from electra_tf.finetuner import FinetuneOptions, build_model, load_task_model, run_finetuning
+from electra_tf.trainer import PretrainOptions, run_pretraining
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEVNULL = open(os.devnull, "w")
+TINY = dict(vocab_size=30522, max_position_embeddings=64)
+
+
+def _prepare(task, input_dir, out, vocab_path, **kwargs):
+    build(Settings(task, str(input_dir), str(out), vocab_path, max_seq_length=64, **kwargs), DEVNULL)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def pretrained_tiny(masked_data, tmp_path_factory) -> str:
+    """`tiny` pre-trained briefly on Moby Dick (the tower fine-tuning starts from)."""
+    model_dir = tmp_path_factory.mktemp("pretrained")
+    run_pretraining(
+        PretrainOptions(
+            config=ElectraConfig.from_preset("tiny", **TINY),
+            train_data=f"{masked_data}/pretrain-*",
+            model_dir=str(model_dir),
+            max_seq_length=64,
+            train_batch_size=32,
+            num_train_steps=300,
+            learning_rate=2e-3,
+            warmup_steps=30,
+            log_every_steps=100,
+            save_checkpoints_steps=300,
+            shuffle_buffer=1000,
+        ),
+        stream=DEVNULL,
+    )
+    return str(model_dir)
+
+
+@pytest.fixture(scope="module")
+def sst2(shared_data, vocab_path, tmp_path_factory):
+    return _prepare("sst-2", shared_data / "sst2_like", tmp_path_factory.mktemp("sst2"), vocab_path)
+
+
+def _options(data_dir, model_dir, **overrides):
+    base = dict(
+        data_dir=data_dir,
+        model_dir=str(model_dir),
+        learning_rate=1e-3,
+        num_train_epochs=1,
+        train_batch_size=32,
+        log_every_steps=1000,
+        seed=1,
+    )
+    base.update(overrides)
+    return FinetuneOptions(**base)
+
+
+@pytest.mark.slow
+def test_sst2_pretrained_beats_majority_and_random_init(sst2, pretrained_tiny, tmp_path):
+    budget = dict(num_train_epochs=2)
+    tuned = run_finetuning(
+        _options(sst2, tmp_path / "pre", init_checkpoint=pretrained_tiny, **budget), DEVNULL
+    )
+    random = run_finetuning(
+        _options(sst2, tmp_path / "rand", config=ElectraConfig.from_preset("tiny", **TINY), **budget),
+        DEVNULL,
+    )
+    majority = 557 / 1056  # dev.tsv's larger class
+    accuracy = tuned["best"]["accuracy"]
+    print(f"SST-2-like dev accuracy: pre-trained {accuracy:.3f}, random init "
+          f"{random['best']['accuracy']:.3f}, majority {majority:.3f}")
+    assert accuracy > majority + 0.05
+    assert len(tuned["evaluations"]) == 2  # one evaluation per epoch
+    # the best model reloads and reproduces its dev accuracy
+    model, task = load_task_model(str(tmp_path / "pre" / "best"))
+    assert task["labels"] == ["0", "1"] and task["kind"] == "classification"
+    metrics = json.loads((tmp_path / "pre" / "metrics.json").read_text())
+    assert metrics["best"]["accuracy"] == accuracy
+
+
+def test_ner_end_to_end_reports_entity_f1(shared_data, vocab_path, pretrained_tiny, tmp_path):
+    data = _prepare("conll", shared_data / "ner", tmp_path / "ner", vocab_path)
+    history = run_finetuning(
+        _options(data, tmp_path / "model", init_checkpoint=pretrained_tiny, num_train_epochs=0.5),
+        DEVNULL,
+    )
+    best = history["best"]
+    assert 0.0 <= best["entity_f1"] <= 1.0
+    assert 0.0 < best["token_accuracy"] <= 1.0
+    assert {"entity_precision", "entity_recall"} <= set(best)
+
+
+def test_squad_fixture_trains_decodes_and_scores(shared_data, vocab_path, tmp_path):
+    data = _prepare(
+        "squad_v1",
+        shared_data / "squad",
+        tmp_path / "squad",
+        vocab_path,
+        train_file="tiny_squad_v1.json",
+        dev_file="tiny_squad_v1.json",
+        doc_stride=32,
+    )
+    history = run_finetuning(
+        _options(
+            data,
+            tmp_path / "model",
+            config=ElectraConfig.from_preset("tiny", **TINY),
+            num_train_epochs=30,
+            train_batch_size=4,
+            learning_rate=3e-3,
+            layerwise_lr_decay=1.0,
+        ),
+        DEVNULL,
+    )
+    best = history["best"]
+    assert set(best) >= {"exact_match", "f1"}
+    predictions = json.loads((tmp_path / "model" / "dev_predictions.json").read_text())
+    assert len(predictions) == 5 and all(isinstance(v, str) for v in predictions.values())
+    # 30 epochs over the 5 questions it is evaluated on: it has memorised some answers
+    assert best["f1"] > 0
+
+
+def test_layerwise_learning_rates_of_a_task_model(sst2, tmp_path):
+    config = ElectraConfig.from_preset("tiny", **TINY)  # 2 layers
+    options = _options(sst2, tmp_path, config=config, layerwise_lr_decay=0.5)
+    from electra_tf.finetune_data import load_info
+    from electra_tf.optimization import layerwise_lr_multipliers
+
+    model, _ = build_model(options, load_info(sst2))
+    factors = layerwise_lr_multipliers(model.trainable_variables, config.num_layers, 0.5)
+    by_part = {}
+    for path, factor in factors.items():
+        part = path.split("/")[2] if "/electra/" in path else path.split("/")[1]
+        by_part.setdefault(part, set()).add(factor)
+    assert by_part == {
+        "embeddings": {0.125},  # decay^(layers + 1)
+        "embeddings_project": {0.125},
+        "layer_0": {0.25},
+        "layer_1": {0.5},  # top layer: decay^1
+        "classifier": {1.0},  # head: undecayed
+    }
+
+
+def test_vocab_mismatch_is_refused(sst2, tmp_path):
+    config = ElectraConfig.from_preset("tiny", vocab_size=1000, max_position_embeddings=64)
+    with pytest.raises(ValueError, match="vocab_size=1000 .* 30522-token vocab"):
+        run_finetuning(_options(sst2, tmp_path, config=config), DEVNULL)
+    with pytest.raises(ValueError, match="no model.weights.h5"):
+        run_finetuning(_options(sst2, tmp_path, init_checkpoint=str(tmp_path)), DEVNULL)
+
+
+def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "data_prep.build_finetuning_data", "--task=tsv",
+         f"--input_dir={shared_data / 'sst2_like'}", f"--vocab={vocab_path}",
+         f"--output_dir={data}", "--max_seq_length=32"],
+        cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    command = [
+        sys.executable, "-m", "electra_tf.finetune",
+        f"--flagfile={REPO / 'configs' / 'finetune_small.flags'}",
+        "--model_size=tiny", f"--data_dir={data}", f"--model_dir={tmp_path / 'model'}",
+        "--num_train_epochs=0.1", "--log_every_steps=10",
+    ]  # fmt: skip
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "best (step 27): accuracy" in first.stdout
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resumed from" in second.stdout and "step 10/27" not in second.stdout
+    bad = subprocess.run(command + ["--no_such_flag=1"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "no_such_flag" in bad.stderr
+    missing = subprocess.run(
+        command[:4] + [f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm2'}"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "finetune_info.json not found" in missing.stderr

@@ -1,0 +1,211 @@
+"""Fine-tuning data prep: GLUE layouts, user tables, CoNLL alignment, SQuAD, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from data_prep import finetune_readers as readers
+from data_prep.build_finetuning_data import Settings, build
+from electra_tf.finetune_data import IGNORE, finetune_dataset, load_info
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _build(tmp_path, vocab_path, task, input_dir, **kwargs):
+    out = tmp_path / f"out-{task}"
+    settings = Settings(task, str(input_dir), str(out), vocab_path, **kwargs)
+    return build(settings, stream=open("/dev/null", "w")), str(out)
+
+
+def _first_batch(out, info, split="dev", size=64):
+    features, labels = next(iter(finetune_dataset(out, info, split, size, training=False)))
+    return {k: v.numpy() for k, v in features.items()}, {k: v.numpy() for k, v in labels.items()}
+
+
+def test_sst2_like_end_to_end(tmp_path, shared_data, vocab_path):
+    info, out = _build(tmp_path, vocab_path, "sst-2", shared_data / "sst2_like", max_seq_length=64)
+    assert info["kind"] == "classification" and info["labels"] == ["0", "1"]
+    assert info["splits"]["train"]["examples"] == 8456 and info["splits"]["dev"]["examples"] == 1056
+    assert load_info(out)["vocab_sha256"] == info["vocab_sha256"]
+    features, labels = _first_batch(out, info)
+    with open(shared_data / "sst2_like" / "dev.tsv", encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:65]
+    assert labels["label_ids"].tolist() == [int(r[1]) for r in rows]
+    from electra_tf.tokenizer import WordPieceTokenizer
+
+    expected = WordPieceTokenizer(vocab_path).encode(rows[0][0], max_length=64)
+    assert features["input_ids"][0].tolist() == expected["input_ids"]
+
+
+@pytest.mark.parametrize(
+    "task,header,row,expected",
+    [
+        ("cola", None, "gj04\t1\t\tThe book was read.", ("The book was read.", None, "1")),
+        (
+            "mrpc",
+            "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+            "1\t1\t2\tHe left.\tHe went away.",
+            ("He left.", "He went away.", "1"),
+        ),
+        (
+            "sts-b",
+            "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
+            "0\tmain\tf\t2012\t1\tnone\tnone\tA plane.\tAn airplane.\t5.000",
+            ("A plane.", "An airplane.", "5.000"),
+        ),
+        (
+            "mnli",
+            "\t".join(f"c{i}" for i in range(12)),
+            "\t".join(["x"] * 8 + ["Premise.", "Hypothesis.", "x", "neutral"]),
+            ("Premise.", "Hypothesis.", "neutral"),
+        ),
+        ("rte", "index\tsentence1\tsentence2\tlabel", "0\tA b.\tC d.\tentailment", ("A b.", "C d.", "entailment")),
+    ],
+)
+def test_glue_layouts(tmp_path, task, header, row, expected):
+    text = (header + "\n" if header else "") + row + "\n"
+    path = _write(tmp_path / "train.tsv", text)
+    (example,) = readers.read_glue(task, path)
+    assert (example.text_a, example.text_b, example.label) == expected
+    assert example.source == f"{path}:{2 if header else 1}"
+
+
+def test_glue_regression_and_mnli_mismatched(tmp_path, vocab_path):
+    header = "\t".join(f"c{i}" for i in range(12))
+    row = "\t".join(["x"] * 8 + ["A man eats.", "Someone eats.", "x", "entailment"])
+    for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
+        _write(tmp_path / name, f"{header}\n{row}\n{row}\n")
+    info, out = _build(tmp_path, vocab_path, "mnli", tmp_path, max_seq_length=32)
+    assert set(info["splits"]) == {"train", "dev", "dev_mismatched"}
+    assert info["labels"] == ["contradiction", "entailment", "neutral"]
+    _, labels = _first_batch(out, info, "dev_mismatched")
+    assert labels["label_ids"].tolist() == [1, 1]
+
+    sts = tmp_path / "sts"
+    sts.mkdir()
+    header = "\t".join(f"c{i}" for i in range(10))
+    for name, score in (("train.tsv", "3.5"), ("dev.tsv", "1.25")):
+        _write(sts / name, f"{header}\n" + "\t".join(["x"] * 7 + ["A.", "B.", score]) + "\n")
+    info, out = _build(tmp_path, vocab_path, "sts-b", sts, max_seq_length=16)
+    assert info["kind"] == "regression" and info["main_metric"] == "spearman"
+    _, labels = _first_batch(out, info)
+    assert labels["label"].tolist() == [1.25]
+
+
+def test_user_table_with_named_columns(tmp_path, vocab_path):
+    _write(tmp_path / "train.csv", 'id,review,stars\n1,"Great, really",pos\n2,Awful,neg\n')
+    _write(tmp_path / "dev.csv", "id,review,stars\n3,Fine,pos\n")
+    info, out = _build(
+        tmp_path,
+        vocab_path,
+        "tsv",
+        tmp_path,
+        train_file="train.csv",
+        dev_file="dev.csv",
+        text_column="review",
+        label_column="stars",
+        max_seq_length=16,
+    )
+    assert info["labels"] == ["neg", "pos"] and not info["pair"]
+    _, labels = _first_batch(out, info)
+    assert labels["label_ids"].tolist() == [1]
+
+
+def test_conll_labels_first_wordpiece(tmp_path, vocab_path):
+    _write(tmp_path / "train.conll", "-DOCSTART- O\n\nJohn\tB-person\nunaffable\tO\nParis\tB-geo-loc\n\n")
+    _write(tmp_path / "dev.conll", "unaffable\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n")
+    info, out = _build(tmp_path, vocab_path, "conll", tmp_path, labels="O,B-person,B-geo-loc,I-geo-loc", max_seq_length=16)
+    assert info["kind"] == "tagging"
+    features, labels = _first_batch(out, info)
+    tags = info["labels"]
+    # [CLS] una ##ffa ##ble new york [SEP]: only each word's first piece is labelled.
+    row = labels["label_ids"][0]
+    assert row[:7].tolist() == [IGNORE, 0, IGNORE, IGNORE, tags.index("B-geo-loc"), tags.index("I-geo-loc"), IGNORE]
+    assert np.all(row[7:] == IGNORE)
+    assert features["input_mask"][0].sum() == 7
+
+
+def test_squad_fixture_features(tmp_path, shared_data, vocab_path):
+    info, out = _build(
+        tmp_path,
+        vocab_path,
+        "squad_v1",
+        shared_data / "squad",
+        train_file="tiny_squad_v1.json",
+        dev_file="tiny_squad_v1.json",
+        max_seq_length=128,
+        doc_stride=64,
+    )
+    assert info["kind"] == "span" and info["splits"]["dev"]["examples"] == 5
+    assert info["splits"]["dev"]["features"] >= 5  # long passages make several windows
+    features, labels = _first_batch(out, info, "train")
+    ids = features["input_ids"]
+    starts, ends = labels["start_positions"], labels["end_positions"]
+    from electra_tf.tokenizer import WordPieceTokenizer
+
+    vocab = WordPieceTokenizer(vocab_path).vocab.tokens
+    answers = [" ".join(vocab[t] for t in ids[i, s : e + 1]) for i, (s, e) in enumerate(zip(starts, ends)) if s]
+    assert "saint bern ##ade ##tte so ##ub ##iro ##us" in answers
+    with open(f"{out}/dev_eval.json") as f:
+        assert len(json.load(f)["features"]) == info["splits"]["dev"]["features"]
+
+
+# ---- bad input: each error names the file and the line (or JSON path) ----
+
+
+def test_missing_column_names_file_and_line(tmp_path, vocab_path):
+    _write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbad\n")
+    _write(tmp_path / "dev.tsv", "sentence\tlabel\nok\t1\n")
+    with pytest.raises(ValueError, match=r"train\.tsv:3: no column 1 for the label"):
+        _build(tmp_path, vocab_path, "sst-2", tmp_path)
+    with pytest.raises(ValueError, match=r"train\.tsv:1: missing column\(s\) 'text'"):
+        _build(tmp_path, vocab_path, "tsv", tmp_path, text_column="text")
+
+
+def test_unknown_dev_label(tmp_path, vocab_path):
+    _write(tmp_path / "train.tsv", "sentence\tlabel\ngood\tpos\nbad\tneg\n")
+    _write(tmp_path / "dev.tsv", "sentence\tlabel\nok\tpos\nmeh\tneutral\n")
+    with pytest.raises(ValueError, match=r"dev\.tsv:3: unknown label 'neutral'"):
+        _build(tmp_path, vocab_path, "tsv", tmp_path)
+    assert not (tmp_path / "out-tsv" / "finetune_info.json").exists()
+
+
+def test_malformed_squad_json(tmp_path, shared_data, vocab_path):
+    _write(tmp_path / "train.json", '{"data": [\n{"paragraphs": [}\n]}')
+    with pytest.raises(ValueError, match=r"train\.json:2:\d+: not valid JSON"):
+        readers.check_squad_json(str(tmp_path / "train.json"), False)
+    data = json.loads((shared_data / "squad" / "tiny_squad_v1.json").read_text())
+    del data["data"][0]["paragraphs"][0]["qas"][1]["question"]
+    _write(tmp_path / "bad.json", json.dumps(data))
+    with pytest.raises(ValueError, match=r"bad\.json: data\[0\]\.paragraphs\[0\]\.qas\[1\]: missing 'question'"):
+        readers.check_squad_json(str(tmp_path / "bad.json"), False)
+    data = json.loads((shared_data / "squad" / "tiny_squad_v1.json").read_text())
+    data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 3
+    _write(tmp_path / "shifted.json", json.dumps(data))
+    with pytest.raises(ValueError, match=r"answers\[0\]: text .* is not at answer_start"):
+        readers.check_squad_json(str(tmp_path / "shifted.json"), False)
+    with pytest.raises(ValueError, match="missing 'is_impossible'"):
+        readers.check_squad_json(str(shared_data / "squad" / "tiny_squad_v1.json"), True)
+
+
+def test_conll_line_without_tag(tmp_path, vocab_path):
+    _write(tmp_path / "train.conll", "John\tB-person\n\nParis\nis\tO\n")
+    with pytest.raises(ValueError, match=r"train\.conll:3: expected 'token<TAB>tag', got 'Paris' \(no tag\)"):
+        readers.read_conll(str(tmp_path / "train.conll"))
+    _write(tmp_path / "train.conll", "John\tB-person\nsaid\tO\n")
+    _write(tmp_path / "dev.conll", "Hi\tO\n\nin\tO\nParis\tB-city\n")
+    with pytest.raises(ValueError, match=r"dev\.conll:4: unknown tag 'B-city'"):
+        _build(tmp_path, vocab_path, "conll", tmp_path)
+
+
+def test_missing_input_file(tmp_path, vocab_path):
+    with pytest.raises(ValueError, match=r"train\.tsv does not exist"):
+        _build(tmp_path, vocab_path, "sst-2", tmp_path)
+    shutil.rmtree(tmp_path)
