@@ -12,6 +12,8 @@ Signatures (all with a variable batch size):
     predict_ids       `input_ids`, `input_mask`, `segment_ids` int32
                       [batch, length]: for servers without the tf-text ops and
                       clients that tokenize themselves.
+    tokenize          the text signature's tokenization alone (ids, mask,
+                      segments), to check a client's own tokenizer against.
     encode, replaced_token_probs
                       text signatures of a pre-trained discriminator (no head).
 
@@ -90,9 +92,6 @@ class ServingModule(tf.Module):
             lower_case_nfd_strip_accents=bool(task.get("lower_case", True)),
             unknown_token="[UNK]",
         )
-        self._trimmer = tf_text.ShrinkLongestTrimmer(
-            max_seq_length - (3 if self.pair else 2), axis=-1
-        )
         self._tf_text = tf_text
 
     # ---- tokenization -------------------------------------------------
@@ -111,10 +110,10 @@ class ServingModule(tf.Module):
             else:
                 tokens = self.tokenizer.tokenize(t)
             segments.append(tokens)
-        if len(segments) == 1:  # ShrinkLongestTrimmer fails on one segment in a graph
+        if len(segments) == 1:
             segments = [segments[0][:, : self.max_seq_length - 2]]
         else:
-            segments = self._trimmer.trim(segments)
+            segments = self._trim_pair(*segments)
         ids, segment_ids = self._tf_text.combine_segments(
             segments, start_of_sequence_id=self.cls_id, end_of_segment_id=self.sep_id
         )
@@ -125,6 +124,25 @@ class ServingModule(tf.Module):
         }
         first_length = segments[0].row_lengths()
         return inputs, offsets, first_length
+
+    def _trim_pair(self, a, b):
+        """BERT's longest-first truncation (`electra_tf.tokenizer.truncate_pair`), in
+        closed form. tf-text's ShrinkLongestTrimmer breaks ties the other way."""
+        budget = tf.constant(self.max_seq_length - 3, tf.int64)
+        la, lb = a.row_lengths(), b.row_lengths()
+        overflow = la + lb - budget
+        fits = overflow <= 0
+        a_longer = la - lb >= overflow  # only `a` needs to lose tokens
+        b_longer = lb - la >= overflow
+        half_up, half_down = budget - budget // 2, budget // 2  # a tie costs `b` first
+        keep_a = tf.where(fits | b_longer, la, tf.where(a_longer, la - overflow, half_up))
+        keep_b = tf.where(fits | a_longer, lb, tf.where(b_longer, lb - overflow, half_down))
+
+        def cut(ragged, keep):
+            positions = tf.ragged.range(ragged.row_lengths())
+            return tf.ragged.boolean_mask(ragged, positions < keep[:, None])
+
+        return [cut(a, keep_a), cut(b, keep_b)]
 
     # ---- heads ---------------------------------------------------------
 
@@ -178,7 +196,8 @@ class ServingModule(tf.Module):
         start = tf.where(in_passage, start, NEG)
         end = tf.where(in_passage, end, NEG)
         scores = start[:, :, None] + end[:, None, :]
-        band = tf.linalg.band_part(tf.ones([length, length]), 0, self.max_answer_length - 1)
+        upper = tf.minimum(self.max_answer_length - 1, length)  # band_part wants <= length
+        band = tf.linalg.band_part(tf.ones([length, length]), 0, upper)
         scores = tf.where(band[None] > 0, scores, 2 * NEG)
         flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
         best = tf.argmax(flat, -1, output_type=tf.int32)
@@ -250,7 +269,16 @@ class ServingModule(tf.Module):
                 tf.TensorSpec.from_spec(ids_spec, name="segment_ids"),
             ],
         )
-        signatures = {"serving_default": text, "predict_ids": ids}
+        if self.pair:
+            tokenize = tf.function(
+                lambda text, text_b: self._tokenize(text, text_b)[0],
+                input_signature=text.input_signature,
+            )
+        else:
+            tokenize = tf.function(
+                lambda text: self._tokenize(text)[0], input_signature=text.input_signature
+            )
+        signatures = {"serving_default": text, "predict_ids": ids, "tokenize": tokenize}
         if self.kind == "pretrained":
             text_only = text_spec
             signatures["encode"] = tf.function(

@@ -231,3 +231,18 @@ def define_export_flags() -> None:
         "max_seq_length", None, "Longest tokenized input (default: the fine-tuning data's)."
     )
     flags.DEFINE_integer("max_answer_length", 30, "QA: longest answer in word-pieces.")
+
+
+def define_tflite_flags() -> None:
+    if not _once("tflite"):
+        return
+    flags.DEFINE_string("saved_model", None, "An electra_tf.export version directory.")
+    flags.DEFINE_string("output", None, "The .tflite file to write (vocab.txt etc. go beside it).")
+    flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"], "Quantization.")
+    flags.DEFINE_string(
+        "representative_data", None, "TSV/CSV of texts to calibrate --quantize=int8 on."
+    )
+    flags.DEFINE_integer("num_calibration", 200, "Texts used for int8 calibration.")
+    flags.DEFINE_string(
+        "eval_data", None, "Labelled TSV/CSV: print and save a parity report against the SavedModel."
+    )

@@ -142,7 +142,8 @@ def truncate_pair(a: list, b: list | None, max_length: int) -> tuple[list, list 
     """Trims to fit `max_length` with the special tokens, always from the longer side.
 
     On a tie the second segment loses a token first, as in BERT's
-    `_truncate_seq_pair`; tf-text's `ShrinkLongestTrimmer` does the same.
+    `_truncate_seq_pair` (tf-text's `ShrinkLongestTrimmer` breaks ties the
+    other way; the exported SavedModel uses this rule).
     """
     if b is None:
         return a[: max(max_length - 2, 0)], None

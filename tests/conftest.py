@@ -88,3 +88,42 @@ def unmasked_data(moby_sample, vocab_path, tmp_path_factory) -> str:
         )
     )
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def sst2_data(shared_data, vocab_path, tmp_path_factory) -> str:
+    """The SST-2-like set as fine-tuning records, length 64."""
+    from data_prep.build_finetuning_data import Settings, build
+
+    out = tmp_path_factory.mktemp("sst2")
+    build(
+        Settings("sst-2", str(shared_data / "sst2_like"), str(out), vocab_path, max_seq_length=64),
+        stream=open(os.devnull, "w"),
+    )
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def sst2_classifier(sst2_data, tmp_path_factory) -> str:
+    """A `tiny` sentiment classifier fine-tuned from random init (~75% dev accuracy);
+    returns its `best/` directory (what export reads)."""
+    from electra_tf.config import ElectraConfig
+    from electra_tf.finetuner import FinetuneOptions, run_finetuning
+
+    model_dir = tmp_path_factory.mktemp("sst2_model")
+    run_finetuning(
+        FinetuneOptions(
+            data_dir=sst2_data,
+            model_dir=str(model_dir),
+            config=ElectraConfig.from_preset(
+                "tiny", vocab_size=30522, max_position_embeddings=64
+            ),
+            learning_rate=1e-3,
+            adam_bias_correction=True,
+            num_train_epochs=2,
+            log_every_steps=1000,
+            seed=1,
+        ),
+        stream=open(os.devnull, "w"),
+    )
+    return str(model_dir / "best")

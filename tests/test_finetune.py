@@ -28,7 +28,13 @@ def _prepare(task, input_dir, out, vocab_path, **kwargs):
 
 @pytest.fixture(scope="module")
 def pretrained_tiny(masked_data, tmp_path_factory) -> str:
-    """`tiny` pre-trained briefly on Moby Dick (the tower fine-tuning starts from)."""
+    """`tiny` pre-trained briefly on Moby Dick (the tower fine-tuning starts from).
+
+    Briefly on purpose: at this size the discriminator's AUC peaks (~0.86) after
+    a few hundred steps, then falls back towards chance as the generator learns
+    the unigram distribution and the encoder's outputs collapse; fine-tuning
+    from a collapsed encoder does not learn.
+    """
     model_dir = tmp_path_factory.mktemp("pretrained")
     run_pretraining(
         PretrainOptions(
@@ -37,11 +43,12 @@ def pretrained_tiny(masked_data, tmp_path_factory) -> str:
             model_dir=str(model_dir),
             max_seq_length=64,
             train_batch_size=32,
-            num_train_steps=300,
-            learning_rate=2e-3,
-            warmup_steps=30,
-            log_every_steps=100,
-            save_checkpoints_steps=300,
+            num_train_steps=250,
+            learning_rate=1e-3,
+            warmup_steps=60,
+            adam_bias_correction=True,
+            log_every_steps=50,
+            save_checkpoints_steps=250,
             shuffle_buffer=1000,
         ),
         stream=DEVNULL,
@@ -59,6 +66,7 @@ def _options(data_dir, model_dir, **overrides):
         data_dir=data_dir,
         model_dir=str(model_dir),
         learning_rate=1e-3,
+        adam_bias_correction=True,
         num_train_epochs=1,
         train_batch_size=32,
         log_every_steps=1000,
@@ -112,6 +120,7 @@ def test_squad_fixture_trains_decodes_and_scores(shared_data, vocab_path, tmp_pa
         train_file="tiny_squad_v1.json",
         dev_file="tiny_squad_v1.json",
         doc_stride=32,
+        max_query_length=24,
     )
     history = run_finetuning(
         _options(
@@ -178,10 +187,11 @@ def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
     ]  # fmt: skip
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "best (step 27): accuracy" in first.stdout
+    assert "26 steps (265/epoch)" in first.stdout  # 0.1 epoch of 8456 examples, batch 32
+    assert "best (step 26): accuracy" in first.stdout
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "resumed from" in second.stdout and "step 10/27" not in second.stdout
+    assert "resumed from" in second.stdout and "step 10/26" not in second.stdout
     bad = subprocess.run(command + ["--no_such_flag=1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "no_such_flag" in bad.stderr
     missing = subprocess.run(
