@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "absl-py>=1.4,<3",
     "numpy>=1.26,<3",
     "safetensors>=0.4",  # Hugging Face weights, read and written with numpy
+    "ai-edge-litert",  # the TFLite interpreter (tf.lite.Interpreter is deprecated)
     # tensorflow-hub (imported by Model Garden's nlp tasks) needs pkg_resources,
     # which fresh venvs lack and setuptools>=81 no longer ships.
     "setuptools>=68,<81",
@@ -46,6 +47,10 @@ setup(
             "electra-builtin-corpus=data_prep.builtin_corpus:run",
             "electra-pretrain=electra_tf.pretrain:run",
             "electra-convert=electra_tf.convert.__main__:run",
+            "electra-build-finetuning-data=data_prep.build_finetuning_data:run",
+            "electra-finetune=electra_tf.finetune:run",
+            "electra-export=electra_tf.export:run",
+            "electra-tflite=electra_tf.tflite:run",
         ]
     },
 )

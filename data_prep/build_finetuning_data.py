@@ -189,7 +189,11 @@ def _squad_features(path, tokenizer, settings, training: bool):
     version_2 = settings.task == "squad_v2"
     data = readers.check_squad_json(path, version_2)
     several = [
-        qa for a in data["data"] for p in a["paragraphs"] for qa in p["qas"] if len(qa["answers"]) > 1
+        qa
+        for a in data["data"]
+        for p in a["paragraphs"]
+        for qa in p["qas"]
+        if len(qa["answers"]) > 1
     ]
     if training and several:
         # Dev-style files list several reference answers; squad_lib wants exactly

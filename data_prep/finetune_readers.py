@@ -131,9 +131,7 @@ def read_table(
         if not row:
             continue
         if len(row) != len(header):
-            raise ValueError(
-                f"{path}:{line}: {len(row)} columns but the header has {len(header)}"
-            )
+            raise ValueError(f"{path}:{line}: {len(row)} columns but the header has {len(header)}")
         examples.append(
             TextExample(
                 source=f"{path}:{line}",

@@ -190,8 +190,8 @@ class ServingModule(tf.Module):
         start, end = raw["start_logits"], raw["end_logits"]
         length = tf.shape(start)[1]
         ids = inputs["input_ids"]
-        in_passage = (inputs["segment_ids"] == 1) & (inputs["input_mask"] == 1) & (
-            ids != self.sep_id
+        in_passage = (
+            (inputs["segment_ids"] == 1) & (inputs["input_mask"] == 1) & (ids != self.sep_id)
         )
         start = tf.where(in_passage, start, NEG)
         end = tf.where(in_passage, end, NEG)
@@ -383,9 +383,7 @@ def export(
             re.sub(r"\W", "_", name): tf.saved_model.Asset(path) for name, path in files.items()
         }
         out = os.path.join(staging, "model")
-        signatures = {
-            name: fn.get_concrete_function() for name, fn in module.signatures().items()
-        }
+        signatures = {name: fn.get_concrete_function() for name, fn in module.signatures().items()}
         # Track the tf.Variables the traced functions captured (as keras'
         # ExportArchive does). Tracking the Keras model alone saves its Keras
         # variables as other objects: Python's loader copes, but C++

@@ -342,7 +342,9 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
             history["evaluations"].append(entry)
             best = history["best"]
             if best is None or scores[main_metric] > best[main_metric]:
-                save_for_export(model, info, options.data_dir, os.path.join(options.model_dir, "best"))
+                save_for_export(
+                    model, info, options.data_dir, os.path.join(options.model_dir, "best")
+                )
                 history["best"] = entry
             shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
             print(f"eval at step {step} (epoch {entry['epoch']:.2f}): {shown}", file=stream)

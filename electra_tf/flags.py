@@ -244,5 +244,7 @@ def define_tflite_flags() -> None:
     )
     flags.DEFINE_integer("num_calibration", 200, "Texts used for int8 calibration.")
     flags.DEFINE_string(
-        "eval_data", None, "Labelled TSV/CSV: print and save a parity report against the SavedModel."
+        "eval_data",
+        None,
+        "Labelled TSV/CSV: print and save a parity report against the SavedModel.",
     )

@@ -25,9 +25,7 @@ class EvalFeature:
         self.tokens = record["tokens"]
         # JSON object keys are strings; squad_lib looks positions up as ints.
         self.token_to_orig_map = {int(k): v for k, v in record["token_to_orig_map"].items()}
-        self.token_is_max_context = {
-            int(k): v for k, v in record["token_is_max_context"].items()
-        }
+        self.token_is_max_context = {int(k): v for k, v in record["token_is_max_context"].items()}
 
 
 def load_eval_data(data_dir: str, split: str, version_2: bool):

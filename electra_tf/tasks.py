@@ -75,7 +75,10 @@ def score(
         return result
     if kind == "regression":
         predicted, gold = outputs["logits"][:, 0], labels["label"]
-        return {"pearson": metrics.pearson(gold, predicted), "spearman": metrics.spearman(gold, predicted)}
+        return {
+            "pearson": metrics.pearson(gold, predicted),
+            "spearman": metrics.spearman(gold, predicted),
+        }
     if kind == "tagging":
         tags = info["labels"]
         predicted = outputs["logits"].argmax(-1)

@@ -48,8 +48,9 @@ def read_task(saved_model: str) -> dict[str, Any]:
         with open(path) as f:
             task = json.load(f)
     except FileNotFoundError:
-        raise ValueError(f"{path} not found: --saved_model must be an electra_tf.export version "
-                         "directory") from None
+        raise ValueError(
+            f"{path} not found: --saved_model must be an electra_tf.export version directory"
+        ) from None
     if task["kind"] not in ("classification", "regression"):
         raise ValueError(
             f"{saved_model} is a {task['kind']!r} model; TFLite conversion is for classifiers"
@@ -228,9 +229,7 @@ def parity_report(tflite_path: str, saved_model: str, eval_data: str) -> dict[st
     predict = loaded.signatures["predict_ids"]
     pairs, labels = read_texts(eval_data)
     names = classifier.settings["labels"] or []
-    encoded = [
-        classifier.tokenizer.encode(a, b, classifier.length) for a, b in pairs
-    ]
+    encoded = [classifier.tokenizer.encode(a, b, classifier.length) for a, b in pairs]
     ids = {k: tf.constant([e[k] for e in encoded], tf.int32) for k in INPUTS}
     reference = np.concatenate(
         [

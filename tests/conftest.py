@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pathlib
 
@@ -98,7 +99,7 @@ def sst2_data(shared_data, vocab_path, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("sst2")
     build(
         Settings("sst-2", str(shared_data / "sst2_like"), str(out), vocab_path, max_seq_length=64),
-        stream=open(os.devnull, "w"),
+        stream=io.StringIO(),
     )
     return str(out)
 
@@ -115,15 +116,13 @@ def sst2_classifier(sst2_data, tmp_path_factory) -> str:
         FinetuneOptions(
             data_dir=sst2_data,
             model_dir=str(model_dir),
-            config=ElectraConfig.from_preset(
-                "tiny", vocab_size=30522, max_position_embeddings=64
-            ),
+            config=ElectraConfig.from_preset("tiny", vocab_size=30522, max_position_embeddings=64),
             learning_rate=1e-3,
             adam_bias_correction=True,
             num_train_epochs=2,
             log_every_steps=1000,
             seed=1,
         ),
-        stream=open(os.devnull, "w"),
+        stream=io.StringIO(),
     )
     return str(model_dir / "best")

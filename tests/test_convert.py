@@ -245,3 +245,19 @@ def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
     _close(_hf_run(back).logits.numpy(), _hf_run(hf).logits.numpy(), MASK, tol=1e-5)
     r = cli("--from=hf", f"--input={tmp_path / 'nothing'}", f"--output={tmp_path / 'x'}")
     assert r.returncode == 2 and "no config.json" in r.stderr
+
+
+def test_fine_tuned_classifier_exports_to_hf_with_parity(tmp_path):
+    from electra_tf.config import ElectraConfig
+    from electra_tf.modeling import ElectraTaskModel
+
+    config = ElectraConfig.from_preset(
+        "tiny", vocab_size=120, max_position_embeddings=64, hidden_act="gelu"
+    )
+    ours = ElectraTaskModel(config, "classification", num_labels=3)
+    ours.build()
+    assert huggingface.save(ours, str(tmp_path)) == "ElectraForSequenceClassification"
+    hf = transformers.ElectraForSequenceClassification.from_pretrained(tmp_path).eval()
+    x = _ours_inputs()
+    x.pop("masked_lm_positions")
+    _close(_hf_run(hf).logits.numpy(), ours(x)["logits"].numpy(), tol=1e-5)

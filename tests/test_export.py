@@ -3,6 +3,7 @@ loader (C++ LoadSavedModel), robustness to bad text, every head, converted check
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pathlib
@@ -38,8 +39,7 @@ def _dev_texts(shared_data, n=48):
 
 def _keras_logits(model, tokenizer, texts, length, texts_b=None):
     encoded = [
-        tokenizer.encode(a, b, length)
-        for a, b in zip(texts, texts_b or [None] * len(texts))
+        tokenizer.encode(a, b, length) for a, b in zip(texts, texts_b or [None] * len(texts))
     ]
     ids = {k: np.asarray([e[k] for e in encoded], np.int32) for k in encoded[0]}
     return model(ids, training=False), ids
@@ -124,7 +124,9 @@ def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path
 
 
 def test_pair_classification_truncates_like_the_python_tokenizer(tmp_path, vocab_path, shared_data):
-    model, path = _tiny_export(tmp_path, "classification", ["a", "b", "c"], True, vocab_path=vocab_path)
+    model, path = _tiny_export(
+        tmp_path, "classification", ["a", "b", "c"], True, vocab_path=vocab_path
+    )
     texts = _dev_texts(shared_data, 8)
     texts_b = [t * (i + 1) for i, t in enumerate(reversed(texts))]  # some pairs need trimming
     expected, _ = _keras_logits(model, WordPieceTokenizer(vocab_path), texts, 64, texts_b)
@@ -220,7 +222,7 @@ def test_converted_hf_checkpoint_fine_tunes_and_exports(sst2_data, shared_data, 
             num_train_epochs=0.05,
             adam_bias_correction=True,
         ),
-        stream=open(os.devnull, "w"),
+        stream=io.StringIO(),
     )
     assert "accuracy" in history["best"]
     # the encoder really came from the HF weights
@@ -258,7 +260,10 @@ def test_cpp_load_saved_model_matches_python(cpp_loader, sst2_export, shared_dat
     import tensorflow_text
 
     ops_dir = os.path.join(os.path.dirname(tensorflow_text.__file__), "python", "ops")
-    libs = [os.path.join(ops_dir, name) for name in ("_fast_bert_normalizer.so", "_fast_wordpiece_tokenizer.so")]
+    libs = [
+        os.path.join(ops_dir, name)
+        for name in ("_fast_bert_normalizer.so", "_fast_wordpiece_tokenizer.so")
+    ]
     texts = _dev_texts(shared_data, 16) + ["", "naïve café 😀"]
     (tmp_path / "texts.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     ids = _ids(str(pathlib.Path(sst2_export) / "assets" / "vocab.txt"), texts[:4])

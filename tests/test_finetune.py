@@ -3,8 +3,8 @@ layer-wise learning rates; resume; the CLI."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -17,12 +17,14 @@ from electra_tf.finetuner import FinetuneOptions, build_model, load_task_model, 
 from electra_tf.trainer import PretrainOptions, run_pretraining
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DEVNULL = open(os.devnull, "w")
+DEVNULL = io.StringIO()
 TINY = dict(vocab_size=30522, max_position_embeddings=64)
 
 
 def _prepare(task, input_dir, out, vocab_path, **kwargs):
-    build(Settings(task, str(input_dir), str(out), vocab_path, max_seq_length=64, **kwargs), DEVNULL)
+    build(
+        Settings(task, str(input_dir), str(out), vocab_path, max_seq_length=64, **kwargs), DEVNULL
+    )
     return str(out)
 
 
@@ -83,13 +85,17 @@ def test_sst2_pretrained_beats_majority_and_random_init(sst2, pretrained_tiny, t
         _options(sst2, tmp_path / "pre", init_checkpoint=pretrained_tiny, **budget), DEVNULL
     )
     random = run_finetuning(
-        _options(sst2, tmp_path / "rand", config=ElectraConfig.from_preset("tiny", **TINY), **budget),
+        _options(
+            sst2, tmp_path / "rand", config=ElectraConfig.from_preset("tiny", **TINY), **budget
+        ),
         DEVNULL,
     )
     majority = 557 / 1056  # dev.tsv's larger class
     accuracy = tuned["best"]["accuracy"]
-    print(f"SST-2-like dev accuracy: pre-trained {accuracy:.3f}, random init "
-          f"{random['best']['accuracy']:.3f}, majority {majority:.3f}")
+    print(
+        f"SST-2-like dev accuracy: pre-trained {accuracy:.3f}, random init "
+        f"{random['best']['accuracy']:.3f}, majority {majority:.3f}"
+    )
     assert accuracy > majority + 0.05
     assert len(tuned["evaluations"]) == 2  # one evaluation per epoch
     # the best model reloads and reproduces its dev accuracy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -21,7 +22,7 @@ def _write(path, text):
 def _build(tmp_path, vocab_path, task, input_dir, **kwargs):
     out = tmp_path / f"out-{task}"
     settings = Settings(task, str(input_dir), str(out), vocab_path, **kwargs)
-    return build(settings, stream=open("/dev/null", "w")), str(out)
+    return build(settings, stream=io.StringIO()), str(out)
 
 
 def _first_batch(out, info, split="dev", size=64):
@@ -66,7 +67,12 @@ def test_sst2_like_end_to_end(tmp_path, shared_data, vocab_path):
             "\t".join(["x"] * 8 + ["Premise.", "Hypothesis.", "x", "neutral"]),
             ("Premise.", "Hypothesis.", "neutral"),
         ),
-        ("rte", "index\tsentence1\tsentence2\tlabel", "0\tA b.\tC d.\tentailment", ("A b.", "C d.", "entailment")),
+        (
+            "rte",
+            "index\tsentence1\tsentence2\tlabel",
+            "0\tA b.\tC d.\tentailment",
+            ("A b.", "C d.", "entailment"),
+        ),
     ],
 )
 def test_glue_layouts(tmp_path, task, header, row, expected):
@@ -119,15 +125,33 @@ def test_user_table_with_named_columns(tmp_path, vocab_path):
 
 
 def test_conll_labels_first_wordpiece(tmp_path, vocab_path):
-    _write(tmp_path / "train.conll", "-DOCSTART- O\n\nJohn\tB-person\nunaffable\tO\nParis\tB-geo-loc\n\n")
+    _write(
+        tmp_path / "train.conll",
+        "-DOCSTART- O\n\nJohn\tB-person\nunaffable\tO\nParis\tB-geo-loc\n\n",
+    )
     _write(tmp_path / "dev.conll", "unaffable\tO\nNew\tB-geo-loc\nYork\tI-geo-loc\n")
-    info, out = _build(tmp_path, vocab_path, "conll", tmp_path, labels="O,B-person,B-geo-loc,I-geo-loc", max_seq_length=16)
+    info, out = _build(
+        tmp_path,
+        vocab_path,
+        "conll",
+        tmp_path,
+        labels="O,B-person,B-geo-loc,I-geo-loc",
+        max_seq_length=16,
+    )
     assert info["kind"] == "tagging"
     features, labels = _first_batch(out, info)
     tags = info["labels"]
     # [CLS] una ##ffa ##ble new york [SEP]: only each word's first piece is labelled.
     row = labels["label_ids"][0]
-    assert row[:7].tolist() == [IGNORE, 0, IGNORE, IGNORE, tags.index("B-geo-loc"), tags.index("I-geo-loc"), IGNORE]
+    assert row[:7].tolist() == [
+        IGNORE,
+        0,
+        IGNORE,
+        IGNORE,
+        tags.index("B-geo-loc"),
+        tags.index("I-geo-loc"),
+        IGNORE,
+    ]
     assert np.all(row[7:] == IGNORE)
     assert features["input_mask"][0].sum() == 7
 
@@ -151,7 +175,11 @@ def test_squad_fixture_features(tmp_path, shared_data, vocab_path):
     from electra_tf.tokenizer import WordPieceTokenizer
 
     vocab = WordPieceTokenizer(vocab_path).vocab.tokens
-    answers = [" ".join(vocab[t] for t in ids[i, s : e + 1]) for i, (s, e) in enumerate(zip(starts, ends)) if s]
+    answers = [
+        " ".join(vocab[t] for t in ids[i, s : e + 1])
+        for i, (s, e) in enumerate(zip(starts, ends))
+        if s
+    ]
     assert "saint bern ##ade ##tte so ##ub ##iro ##us" in answers
     with open(f"{out}/dev_eval.json") as f:
         assert len(json.load(f)["features"]) == info["splits"]["dev"]["features"]
@@ -184,7 +212,9 @@ def test_malformed_squad_json(tmp_path, shared_data, vocab_path):
     data = json.loads((shared_data / "squad" / "tiny_squad_v1.json").read_text())
     del data["data"][0]["paragraphs"][0]["qas"][1]["question"]
     _write(tmp_path / "bad.json", json.dumps(data))
-    with pytest.raises(ValueError, match=r"bad\.json: data\[0\]\.paragraphs\[0\]\.qas\[1\]: missing 'question'"):
+    with pytest.raises(
+        ValueError, match=r"bad\.json: data\[0\]\.paragraphs\[0\]\.qas\[1\]: missing 'question'"
+    ):
         readers.check_squad_json(str(tmp_path / "bad.json"), False)
     data = json.loads((shared_data / "squad" / "tiny_squad_v1.json").read_text())
     data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 3
@@ -197,7 +227,9 @@ def test_malformed_squad_json(tmp_path, shared_data, vocab_path):
 
 def test_conll_line_without_tag(tmp_path, vocab_path):
     _write(tmp_path / "train.conll", "John\tB-person\n\nParis\nis\tO\n")
-    with pytest.raises(ValueError, match=r"train\.conll:3: expected 'token<TAB>tag', got 'Paris' \(no tag\)"):
+    with pytest.raises(
+        ValueError, match=r"train\.conll:3: expected 'token<TAB>tag', got 'Paris' \(no tag\)"
+    ):
         readers.read_conll(str(tmp_path / "train.conll"))
     _write(tmp_path / "train.conll", "John\tB-person\nsaid\tO\n")
     _write(tmp_path / "dev.conll", "Hi\tO\n\nin\tO\nParis\tB-city\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -27,7 +28,7 @@ def squad_dir(shared_data, vocab_path, tmp_path_factory):
             train_file="tiny_squad_v1.json",
             dev_file="tiny_squad_v1.json",
         ),
-        stream=open("/dev/null", "w"),
+        stream=io.StringIO(),
     )
     return str(out)
 
@@ -44,7 +45,9 @@ def _gold_logits(examples, features, vocab_path, shift=0):
         end = np.full(len(feature.tokens), NEG)
         answer = tokenizer.tokenize(example.orig_answer_text)
         for i in range(len(feature.tokens) - len(answer) + 1):
-            if feature.tokens[i : i + len(answer)] == answer and feature.token_is_max_context.get(i):
+            if feature.tokens[i : i + len(answer)] == answer and feature.token_is_max_context.get(
+                i
+            ):
                 start[i + shift], end[i + len(answer) - 1 + shift] = 10.0, 10.0
                 break
         starts.append(start)
@@ -58,10 +61,7 @@ def test_decode_gold_logits_scores_100(squad_dir, vocab_path):
     examples, features, gold = squad.load_eval_data(squad_dir, "dev", version_2=False)
     # orig_answer_text is only filled in training mode; read it from the gold file
     answers = {
-        qa["id"]: qa["answers"][0]["text"]
-        for a in gold
-        for p in a["paragraphs"]
-        for qa in p["qas"]
+        qa["id"]: qa["answers"][0]["text"] for a in gold for p in a["paragraphs"] for qa in p["qas"]
     }
     for example in examples:
         example.orig_answer_text = answers[example.qas_id]

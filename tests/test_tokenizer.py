@@ -59,7 +59,13 @@ def test_encode_pair_layout(vocab_path):
     tokenizer = WordPieceTokenizer(vocab_path)
     encoded = tokenizer.encode("a good movie", "it was fun", max_length=12)
     ids = tokenizer.vocab.index
-    assert encoded["input_ids"][:5] == [ids["[CLS]"], ids["a"], ids["good"], ids["movie"], ids["[SEP]"]]
+    assert encoded["input_ids"][:5] == [
+        ids["[CLS]"],
+        ids["a"],
+        ids["good"],
+        ids["movie"],
+        ids["[SEP]"],
+    ]
     assert encoded["segment_ids"] == [0] * 5 + [1] * 4 + [0] * 3
     assert encoded["input_mask"] == [1] * 9 + [0] * 3
     assert len(encoded["input_ids"]) == 12

@@ -19,6 +19,7 @@ from electra_tf.convert import weight_map
 PRETRAINING = "ElectraForPreTraining"
 MASKED_LM = "ElectraForMaskedLM"
 ENCODER = "ElectraModel"
+CLASSIFIER = "ElectraForSequenceClassification"
 
 _ACT_FROM_HF = {
     "gelu": "gelu",
@@ -44,6 +45,8 @@ def hf_name(canonical: str, architecture: str) -> tuple[str, bool]:
     elif scope == "discriminator_predictions":
         prefix = "discriminator_predictions."
         rest = rest.replace("dense_1/", "dense_prediction/")
+    elif scope == "classifier":
+        prefix = "classifier."
     elif scope == "generator_predictions":
         if rest == "output_bias":
             return "generator_lm_head.bias", False
@@ -182,14 +185,20 @@ def load(directory: str):
 
 
 def save(model, directory: str) -> str:
-    """Writes one of our towers as a Hugging Face model (config.json + model.safetensors)."""
+    """Writes one of our towers, or a fine-tuned classifier (ElectraTaskModel of kind
+    classification/regression -> ElectraForSequenceClassification), as a Hugging
+    Face model (config.json + model.safetensors)."""
     from safetensors.numpy import save_file
 
     from electra_tf.io_utils import atomic_write_json
-    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator
+    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator, ElectraTaskModel
 
+    labels = None
     if isinstance(model, ElectraDiscriminator):
         arch, entries = PRETRAINING, weight_map.discriminator_entries(model)
+    elif isinstance(model, ElectraTaskModel) and model.kind in ("classification", "regression"):
+        arch, entries = CLASSIFIER, weight_map.classifier_entries(model)
+        labels = model.num_labels
     elif isinstance(model, ElectraGenerator):
         arch, entries = MASKED_LM, weight_map.generator_entries(model)
     else:
@@ -202,5 +211,11 @@ def save(model, directory: str) -> str:
     tmp = os.path.join(directory, f".model.safetensors.tmp-{os.getpid()}")
     save_file(tensors, tmp, metadata={"format": "pt"})
     os.replace(tmp, os.path.join(directory, "model.safetensors"))
-    atomic_write_json(os.path.join(directory, "config.json"), config_to_hf(model.config, arch))
+    hf_config = config_to_hf(model.config, arch)
+    if labels is not None:
+        hf_config["num_labels"] = labels
+        hf_config["problem_type"] = (
+            "regression" if model.kind == "regression" else "single_label_classification"
+        )
+    atomic_write_json(os.path.join(directory, "config.json"), hf_config)
     return arch

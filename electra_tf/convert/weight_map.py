@@ -132,6 +132,16 @@ def generator_entries(generator, with_embeddings: bool = True) -> list[Entry]:
     return entries
 
 
+def classifier_entries(model) -> list[Entry]:
+    """A classification/regression `ElectraTaskModel`: encoder + `classifier/` head
+    (Hugging Face's ElectraForSequenceClassification layout)."""
+    entries = embeddings_entries(model.backbone.embeddings)
+    entries += encoder_entries(model.backbone, "electra")
+    entries += _dense("classifier/dense", model.head.dense)
+    entries += _dense("classifier/out_proj", model.head.out_proj)
+    return entries
+
+
 def pretrainer_entries(pretrainer) -> list[Entry]:
     """Both towers with the shared embeddings once."""
     return discriminator_entries(pretrainer.discriminator) + generator_entries(
