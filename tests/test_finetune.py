@@ -205,3 +205,39 @@ def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert missing.returncode == 2 and "finetune_info.json not found" in missing.stderr
+
+
+def test_squad_v2_with_unanswerable_questions(shared_data, vocab_path, tmp_path):
+    data = json.loads((shared_data / "squad" / "tiny_squad_v1.json").read_text())
+    for paragraph in data["data"][0]["paragraphs"]:
+        for qa in paragraph["qas"]:
+            qa["is_impossible"] = False
+    qas = data["data"][0]["paragraphs"][0]["qas"]
+    qas.append({"id": "nope", "question": "What is the capital of Mars?", "answers": [],
+                "is_impossible": True})  # fmt: skip
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "v2.json").write_text(json.dumps(data))
+    out = _prepare(
+        "squad_v2", tmp_path / "in", tmp_path / "data", vocab_path, train_file="v2.json",
+        dev_file="v2.json", doc_stride=32, max_query_length=24,
+    )  # fmt: skip
+    from electra_tf.finetune_data import finetune_dataset, load_info
+
+    info = load_info(out)
+    assert info["squad"]["version_2"] and info["splits"]["dev"]["examples"] == 6
+    impossible = [
+        int(v) for _, labels in finetune_dataset(out, info, "train", 64, False)
+        for v in labels["is_impossible"].numpy()
+    ]  # fmt: skip
+    assert 1 in impossible  # the unanswerable question (and windows without the answer)
+    history = run_finetuning(
+        _options(out, tmp_path / "model", config=ElectraConfig.from_preset("tiny", **TINY),
+                 num_train_epochs=3, train_batch_size=4),
+        DEVNULL,
+    )  # fmt: skip
+    predictions = json.loads((tmp_path / "model" / "dev_predictions.json").read_text())
+    ids = {qa["id"] for p in data["data"][0]["paragraphs"] for qa in p["qas"]}
+    assert set(predictions) == ids
+    assert {"exact_match", "f1"} <= set(history["best"])
+    model, task = load_task_model(str(tmp_path / "model" / "best"))
+    assert task["with_null"] and model.head.with_null
