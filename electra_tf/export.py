@@ -312,11 +312,22 @@ def load_for_export(checkpoint: str):
     else:
         directory = find_tower(checkpoint)
         model = load_tower(directory, "discriminator")
-        task = {"kind": "pretrained", "labels": None, "lower_case": True}
+        task = {"kind": "pretrained", "labels": None, "lower_case": None}
     vocab = os.path.join(directory, "vocab.txt")
     if not os.path.exists(vocab):
         vocab = None
     return model, task, vocab, directory
+
+
+def is_uncased(vocab_path: str) -> bool:
+    """An uncased WordPiece vocab has no A-Z outside [SPECIAL] tokens. (Not
+    str.isupper: the standard uncased vocab holds "ℝ", which counts as upper.)"""
+    with open(vocab_path, encoding="utf-8") as f:
+        return not any(
+            any("A" <= c <= "Z" for c in token)
+            for token in (line.rstrip("\n") for line in f)
+            if not (token.startswith("[") and token.endswith("]"))
+        )
 
 
 def next_version(base: str) -> int:
@@ -342,6 +353,8 @@ def export(
         )
     if lower_case is not None:
         task["lower_case"] = lower_case
+    elif task.get("lower_case") is None:  # a pre-trained tower: judge by its vocab
+        task["lower_case"] = is_uncased(vocab)
     config: ElectraConfig = model.config
     max_seq_length = max_seq_length or task.get("max_seq_length") or 128
     if max_seq_length > config.max_position_embeddings:

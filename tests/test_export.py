@@ -180,6 +180,8 @@ def test_tagging_and_pretrained_discriminator(tmp_path, vocab_path, masked_data)
     save_tower(disc, disc.config, str(tmp_path / "disc"))
     path = export(str(tmp_path / "disc"), str(tmp_path / "serve-disc"), vocab=vocab_path,
                   max_seq_length=64)  # fmt: skip
+    task = json.loads((pathlib.Path(path) / "assets" / "task.json").read_text())
+    assert task["kind"] == "pretrained" and task["lower_case"] is True  # judged from the vocab
     loaded = _load(path)
     assert {"serving_default", "predict_ids", "encode", "replaced_token_probs"} <= set(
         loaded.signatures
