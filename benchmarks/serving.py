@@ -119,7 +119,10 @@ def main() -> None:
     def lite_one(clf):
         return lambda t: clf.predict(clf.tokenizer.encode(t, max_length=clf.length))
 
-    systems = {"ours (SavedModel, text in)": (ours_one, ours_batch), "hf pipeline (PyTorch)": (hf_one, hf_batch)}
+    systems = {
+        "ours (SavedModel, text in)": (ours_one, ours_batch),
+        "hf pipeline (PyTorch)": (hf_one, hf_batch),
+    }
     for name, clf in variants.items():
         one = lite_one(clf)
         systems[f"tflite {name}"] = (one, lambda batch, one=one: [one(t) for t in batch])
@@ -167,7 +170,9 @@ def main() -> None:
     print("\n| system | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-32 throughput (ex/s) |")
     print("|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['batch32_examples_per_s']:.0f} |")
+        print(
+            f"| {name} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['batch32_examples_per_s']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -310,7 +310,7 @@ def load_for_export(checkpoint: str):
         model, task = load_task_model(checkpoint)
         directory = checkpoint
     else:
-        directory = find_tower(checkpoint)
+        directory = find_tower(checkpoint, "--checkpoint")
         model = load_tower(directory, "discriminator")
         task = {"kind": "pretrained", "labels": None, "lower_case": None}
     vocab = os.path.join(directory, "vocab.txt")

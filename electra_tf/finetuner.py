@@ -83,13 +83,14 @@ class FinetuneOptions:
         return d
 
 
-def find_tower(path: str) -> str:
-    """The tower directory in `path`: itself, or its discriminator/ or encoder/."""
+def find_tower(path: str, flag: str = "--init_checkpoint") -> str:
+    """The tower directory in `path`: itself, or its discriminator/ or encoder/.
+    Errors name `flag`, the option `path` came from."""
     for candidate in (path, os.path.join(path, "discriminator"), os.path.join(path, "encoder")):
         if os.path.exists(os.path.join(candidate, "model.weights.h5")):
             return candidate
     raise ValueError(
-        f"--init_checkpoint={path}: no model.weights.h5 in it or in its discriminator/ or "
+        f"{flag}={path}: no model.weights.h5 in it or in its discriminator/ or "
         "encoder/ (write one with electra_tf.pretrain or electra_tf.convert)"
     )
 
