@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import sys
 from typing import Any
 
@@ -91,31 +90,40 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
 
 
-def _int_feature(values):
+def _feature(value):
+    """An int64 or float list feature from a number or a list of numbers."""
     import tensorflow as tf
 
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+    values = value if isinstance(value, list) else [value]
+    if isinstance(values[0], float):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
-def _write_records(path: str, features: list[dict[str, Any]]) -> None:
-    """Writes tf.train.Examples to `path` atomically."""
+def _write_split(
+    settings: Settings, split: str, source: str, features: list[dict[str, Any]], examples: int
+) -> dict[str, Any]:
+    """Writes `<split>.tfrecord` atomically; returns its finetune_info.json entry.
+
+    Protobuf, not electra_tf.records' fast encoder: tagging labels are -1 on
+    word-piece continuations and that encoder writes non-negative ints only.
+    """
     import tensorflow as tf
 
+    path = os.path.join(settings.output_dir, f"{split}.tfrecord")
     tmp = f"{path}.tmp-{os.getpid()}"
     with tf.io.TFRecordWriter(tmp) as writer:
         for feature in features:
-            fields = {}
-            for name, value in feature.items():
-                if isinstance(value, float) or (
-                    isinstance(value, list) and value and isinstance(value[0], float)
-                ):
-                    values = value if isinstance(value, list) else [value]
-                    fields[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-                else:
-                    fields[name] = _int_feature(value if isinstance(value, list) else [value])
+            fields = {name: _feature(value) for name, value in feature.items()}
             example = tf.train.Example(features=tf.train.Features(feature=fields))
             writer.write(example.SerializeToString())
     os.replace(tmp, path)
+    return {
+        "file": f"{split}.tfrecord",
+        "source": os.path.abspath(source),
+        "examples": examples,
+        "features": len(features),
+    }
 
 
 def _label_list(settings: Settings, train_labels: list[str], glue_labels) -> list[str] | None:
@@ -296,23 +304,16 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             records, examples, features = _squad_features(path, tokenizer, settings, training)
             if not records:
                 raise ValueError(f"{path}: no usable questions")
-            _write_records(os.path.join(settings.output_dir, f"{split}.tfrecord"), records)
+            info["splits"][split] = _write_split(settings, split, path, records, len(examples))
             if not training:
                 atomic_write_json(
                     os.path.join(settings.output_dir, f"{split}_eval.json"),
                     _squad_eval_metadata(features),
                 )
-                shutil.copyfile(path, os.path.join(settings.output_dir, f".{split}_gold.tmp"))
-                os.replace(
-                    os.path.join(settings.output_dir, f".{split}_gold.tmp"),
-                    os.path.join(settings.output_dir, f"{split}_gold.json"),
-                )
-            info["splits"][split] = {
-                "file": f"{split}.tfrecord",
-                "source": os.path.abspath(path),
-                "examples": len(examples),
-                "features": len(records),
-            }
+                with open(path, "rb") as f:
+                    atomic_write_bytes(
+                        os.path.join(settings.output_dir, f"{split}_gold.json"), f.read()
+                    )
             print(f"{split}: {len(examples)} questions -> {len(records)} features", file=stream)
     elif task == "conll":
         sentences = {split: readers.read_conll(path) for split, path in splits.items()}
@@ -323,14 +324,10 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             if not items:
                 raise ValueError(f"{splits[split]}: no sentences")
             features, truncated = _tagging_features(items, tokenizer, settings, label_ids)
-            _write_records(os.path.join(settings.output_dir, f"{split}.tfrecord"), features)
-            info["splits"][split] = {
-                "file": f"{split}.tfrecord",
-                "source": os.path.abspath(splits[split]),
-                "examples": len(items),
-                "features": len(features),
-                "truncated_words": truncated,
-            }
+            info["splits"][split] = _write_split(
+                settings, split, splits[split], features, len(items)
+            )
+            info["splits"][split]["truncated_words"] = truncated
             note = f" ({truncated} words cut at --max_seq_length)" if truncated else ""
             print(f"{split}: {len(items)} sentences{note}", file=stream)
     else:
@@ -366,13 +363,9 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             if not items:
                 raise ValueError(f"{splits[split]}: no examples")
             features = _classification_features(items, tokenizer, settings, label_ids)
-            _write_records(os.path.join(settings.output_dir, f"{split}.tfrecord"), features)
-            info["splits"][split] = {
-                "file": f"{split}.tfrecord",
-                "source": os.path.abspath(splits[split]),
-                "examples": len(items),
-                "features": len(features),
-            }
+            info["splits"][split] = _write_split(
+                settings, split, splits[split], features, len(items)
+            )
             print(f"{split}: {len(items)} examples", file=stream)
     with open(settings.vocab, "rb") as f:
         atomic_write_bytes(os.path.join(settings.output_dir, "vocab.txt"), f.read())

@@ -97,14 +97,15 @@ class ServingModule(tf.Module):
     # ---- tokenization -------------------------------------------------
 
     def _tokenize(self, text, text_b=None):
-        """Model inputs [batch, longest] and, for pairs, the passage's byte offsets."""
-        segments, offsets = [], None
+        """Model inputs [batch, longest], the cleaned `text_b`, and its byte offsets."""
+        segments, offsets, clean_b = [], None, None
         for i, t in enumerate([text] if text_b is None else [text, text_b]):
             # Invalid UTF-8 would fail deep inside the tokenizer: replace it (U+FFFD -> [UNK]).
             t = tf.strings.unicode_transcode(
                 t, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
             )
             if i == 1:
+                clean_b = t
                 tokens, starts, ends = self.tokenizer.tokenize_with_offsets(t)
                 offsets = (starts, ends)
             else:
@@ -123,7 +124,7 @@ class ServingModule(tf.Module):
             "segment_ids": tf.cast(segment_ids.to_tensor(0), tf.int32),
         }
         first_length = segments[0].row_lengths()
-        return inputs, offsets, first_length
+        return inputs, (clean_b, offsets, first_length)
 
     def _trim_pair(self, a, b):
         """BERT's longest-first truncation (`electra_tf.tokenizer.truncate_pair`), in
@@ -229,13 +230,10 @@ class ServingModule(tf.Module):
     # ---- signatures ----------------------------------------------------
 
     def text_fn(self, text, text_b=None):
-        inputs, offsets, first_length = self._tokenize(text, text_b)
+        inputs, passage = self._tokenize(text, text_b)
         outputs = self._outputs(inputs)
         if self.kind == "span":
-            clean_b = tf.strings.unicode_transcode(
-                text_b, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-            )
-            outputs["answer"] = self._answer_text(outputs, clean_b, offsets, first_length)
+            outputs["answer"] = self._answer_text(outputs, *passage)
         return outputs
 
     def ids_fn(self, input_ids, input_mask, segment_ids):
@@ -301,7 +299,7 @@ class ServingModule(tf.Module):
 
 
 def load_for_export(checkpoint: str):
-    """(model, task, vocab path, directory) from a fine-tuned `best/` directory or a
+    """(model, task, vocab path or None) from a fine-tuned `best/` directory or a
     pre-trained discriminator (a tower directory or a pre-training --model_dir)."""
     from electra_tf.finetuner import TASK_FILE, find_tower, load_task_model
     from electra_tf.trainer import load_tower
@@ -316,7 +314,7 @@ def load_for_export(checkpoint: str):
     vocab = os.path.join(directory, "vocab.txt")
     if not os.path.exists(vocab):
         vocab = None
-    return model, task, vocab, directory
+    return model, task, vocab
 
 
 def is_uncased(vocab_path: str) -> bool:
@@ -345,7 +343,7 @@ def export(
     lower_case: bool | None = None,
 ) -> str:
     """Writes `export_dir/<version>/`; returns its path. Never overwrites a version."""
-    model, task, found_vocab, directory = load_for_export(checkpoint)
+    model, task, found_vocab = load_for_export(checkpoint)
     vocab = vocab or found_vocab
     if not vocab:
         raise ValueError(

@@ -148,11 +148,9 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
 
 def save_for_export(model: ElectraTaskModel, info: dict, data_dir: str, directory: str) -> None:
     """Writes what inference needs, each file atomically: weights, config, task, vocab."""
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, os.path.join(directory, "model.weights.h5"))
-    model.config.save(os.path.join(directory, "electra_config.json"))
+    from electra_tf.trainer import save_tower
+
+    save_tower(model, model.config, directory)
     with open(os.path.join(data_dir, "vocab.txt"), "rb") as f:
         atomic_write_bytes(os.path.join(directory, "vocab.txt"), f.read())
     task = {
@@ -324,11 +322,11 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
     iterator = iter(train_data)
     while step < total_steps:
         features, labels = next(iterator)
-        losses.append(float(train_step(features, labels)))
+        losses.append(train_step(features, labels))  # read at log time: no sync per step
         step += 1
         if step % options.log_every_steps == 0 or step == total_steps:
             lr = float(optimizer.learning_rate)
-            mean_loss = float(np.mean(losses))
+            mean_loss = float(np.mean([loss.numpy() for loss in losses]))
             with train_writer.as_default(step=step):
                 tf.summary.scalar("loss", mean_loss)
                 tf.summary.scalar("learning_rate", lr)

@@ -4,7 +4,7 @@ r"""TFLite conversion of an exported classifier, for on-device inference.
         --quantize=dynamic --eval_data=sst2_like/dev.tsv
 
 The model takes token ids (`input_ids`, `input_mask`, `segment_ids`, int32
-[1, max_seq_length]) and returns `logits` and `probabilities`. Next to it go
+[1, tokens], unpadded, at most max_seq_length) and returns `logits` and `probabilities`. Next to it go
 `vocab.txt` and `tokenizer.json` (lower-casing, length, special ids, labels):
 tokenize on the device with `electra_tf/tokenizer.py` (pure Python, no
 TensorFlow), which gives the in-graph tokenizer's ids.
@@ -187,37 +187,16 @@ class LiteClassifier:
             os.path.join(directory, "vocab.txt"), self.settings["lower_case"]
         )
         self.interpreter = Interpreter(model_path=path, num_threads=1)
-        self.interpreter.allocate_tensors()
-        self._length = None  # the input length the tensors are allocated for
-        self._inputs = {}
-        for detail in self.interpreter.get_input_details():
-            name = next(n for n in INPUTS if n in detail["name"])
-            self._inputs[name] = detail["index"]
-        self._outputs = {}
-        for detail in self.interpreter.get_output_details():
-            for name in ("probabilities", "logits", "predictions"):
-                if name in detail["name"]:
-                    self._outputs[name] = detail["index"]
-                    break
-        if len(self._outputs) != len(self.interpreter.get_output_details()):
-            # Converted signatures may name outputs Identity, Identity_1...: fall back to order.
-            details = self.interpreter.get_output_details()
-            names = ["logits", "probabilities"] if len(details) == 2 else ["predictions"]
-            self._outputs = {n: d["index"] for n, d in zip(sorted(names), details)}
+        # The signature runner maps inputs and outputs by name (the tensors
+        # themselves are called StatefulPartitionedCall:0, ...) and resizes the
+        # inputs to each example's length.
+        self.runner = self.interpreter.get_signature_runner("serving_default")
 
     def predict(self, encoded: dict) -> dict[str, np.ndarray]:
         """Outputs for one `tokenizer.encode(...)` result (its padding is dropped)."""
         n = int(np.sum(encoded["input_mask"]))
-        if n != self._length:
-            for index in self._inputs.values():
-                self.interpreter.resize_tensor_input(index, [1, n])
-            self.interpreter.allocate_tensors()
-            self._length = n
-        for name, index in self._inputs.items():
-            value = np.asarray(encoded[name], np.int32).reshape(1, -1)[:, :n]
-            self.interpreter.set_tensor(index, value)
-        self.interpreter.invoke()
-        return {n: self.interpreter.get_tensor(i)[0] for n, i in self._outputs.items()}
+        inputs = {k: np.asarray(encoded[k], np.int32).reshape(1, -1)[:, :n] for k in INPUTS}
+        return {name: value[0] for name, value in self.runner(**inputs).items()}
 
 
 def parity_report(tflite_path: str, saved_model: str, eval_data: str) -> dict[str, Any]:
