@@ -7,8 +7,6 @@ from the same keras-hub layers as ours, so the map is one-to-one. Its pooler
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from electra_tf.config import ElectraConfig
 from electra_tf.convert import weight_map
 
@@ -16,13 +14,9 @@ from electra_tf.convert import weight_map
 def _entries(backbone) -> list[weight_map.Entry]:
     """keras-hub backbone variables under their canonical names."""
 
-    view = SimpleNamespace(  # the two attributes weight_map.encoder_entries reads
-        embeddings_project=getattr(backbone, "embeddings_projection", None),
-        transformer_layers=backbone.transformer_layers,
-    )
     same = weight_map.identity
     p = "electra/embeddings"
-    return [
+    entries = [
         weight_map.Entry(f"{p}/word_embeddings", backbone.token_embedding.embeddings, same, same),
         weight_map.Entry(
             f"{p}/position_embeddings", backbone.position_embedding.position_embeddings, same, same
@@ -32,8 +26,11 @@ def _entries(backbone) -> list[weight_map.Entry]:
         ),
         weight_map.Entry(f"{p}/LayerNorm/gamma", backbone.embeddings_layer_norm.gamma, same, same),
         weight_map.Entry(f"{p}/LayerNorm/beta", backbone.embeddings_layer_norm.beta, same, same),
-        *weight_map.encoder_entries(view, "electra"),
     ]
+    project = getattr(backbone, "embeddings_projection", None)
+    if project is not None:
+        entries += weight_map.dense_entries("electra/embeddings_project", project)
+    return entries + weight_map.keras_hub_encoder_entries(backbone.transformer_layers, "electra")
 
 
 def load(source):

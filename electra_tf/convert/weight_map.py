@@ -32,17 +32,22 @@ def identity(x):
     return x
 
 
-def _dense(name, layer):
-    return [
-        Entry(f"{name}/kernel", layer.kernel, identity, identity),
-        Entry(f"{name}/bias", layer.bias, identity, identity),
-    ]
+def dense_entries(name, layer):
+    """A keras Dense layer's kernel [in, out] and bias."""
+    return _kernel_bias(name, layer.kernel, layer.bias)
 
 
 def _layer_norm(name, layer):
     return [
         Entry(f"{name}/gamma", layer.gamma, identity, identity),
         Entry(f"{name}/beta", layer.beta, identity, identity),
+    ]
+
+
+def _kernel_bias(name, kernel, bias):
+    return [
+        Entry(f"{name}/kernel", kernel, identity, identity),
+        Entry(f"{name}/bias", bias, identity, identity),
     ]
 
 
@@ -99,8 +104,27 @@ def encoder_entries(backbone, scope: str) -> list[Entry]:
     """One tower's projection and Transformer layers under `scope` (electra|generator)."""
     entries = []
     if backbone.embeddings_project is not None:
-        entries += _dense(f"{scope}/embeddings_project", backbone.embeddings_project)
+        entries += dense_entries(f"{scope}/embeddings_project", backbone.embeddings_project)
     for i, layer in enumerate(backbone.transformer_layers):
+        p = f"{scope}/encoder/layer_{i}"
+        a = layer.attention
+        entries += _kernel_bias(f"{p}/attention/self/query", a.query_kernel, a.query_bias)
+        entries += _kernel_bias(f"{p}/attention/self/key", a.key_kernel, a.key_bias)
+        entries += _kernel_bias(f"{p}/attention/self/value", a.value_kernel, a.value_bias)
+        entries += _kernel_bias(f"{p}/attention/output/dense", a.output_kernel, a.output_bias)
+        entries += _layer_norm(f"{p}/attention/output/LayerNorm", layer.attention_layer_norm)
+        entries += _kernel_bias(
+            f"{p}/intermediate/dense", layer.intermediate_kernel, layer.intermediate_bias
+        )
+        entries += _kernel_bias(f"{p}/output/dense", layer.output_kernel, layer.output_bias)
+        entries += _layer_norm(f"{p}/output/LayerNorm", layer.output_layer_norm)
+    return entries
+
+
+def keras_hub_encoder_entries(transformer_layers, scope: str) -> list[Entry]:
+    """keras-hub TransformerEncoder layers (einsum attention) under `scope`."""
+    entries = []
+    for i, layer in enumerate(transformer_layers):
         p = f"{scope}/encoder/layer_{i}"
         attention = layer._self_attention_layer
         entries += _einsum_in(f"{p}/attention/self/query", attention._query_dense)
@@ -108,8 +132,8 @@ def encoder_entries(backbone, scope: str) -> list[Entry]:
         entries += _einsum_in(f"{p}/attention/self/value", attention._value_dense)
         entries += _einsum_out(f"{p}/attention/output/dense", attention._output_dense)
         entries += _layer_norm(f"{p}/attention/output/LayerNorm", layer._self_attention_layer_norm)
-        entries += _dense(f"{p}/intermediate/dense", layer._feedforward_intermediate_dense)
-        entries += _dense(f"{p}/output/dense", layer._feedforward_output_dense)
+        entries += dense_entries(f"{p}/intermediate/dense", layer._feedforward_intermediate_dense)
+        entries += dense_entries(f"{p}/output/dense", layer._feedforward_output_dense)
         entries += _layer_norm(f"{p}/output/LayerNorm", layer._feedforward_layer_norm)
     return entries
 
@@ -117,8 +141,10 @@ def encoder_entries(backbone, scope: str) -> list[Entry]:
 def discriminator_entries(discriminator, with_embeddings: bool = True) -> list[Entry]:
     entries = embeddings_entries(discriminator.embeddings) if with_embeddings else []
     entries += encoder_entries(discriminator.backbone, "electra")
-    entries += _dense("discriminator_predictions/dense", discriminator.head.dense)
-    entries += _dense("discriminator_predictions/dense_1", discriminator.head.dense_prediction)
+    entries += dense_entries("discriminator_predictions/dense", discriminator.head.dense)
+    entries += dense_entries(
+        "discriminator_predictions/dense_1", discriminator.head.dense_prediction
+    )
     return entries
 
 
@@ -126,7 +152,7 @@ def generator_entries(generator, with_embeddings: bool = True) -> list[Entry]:
     entries = embeddings_entries(generator.embeddings) if with_embeddings else []
     entries += encoder_entries(generator.backbone, "generator")
     head = generator.head
-    entries += _dense("generator_predictions/dense", head._intermediate_dense)
+    entries += dense_entries("generator_predictions/dense", head._intermediate_dense)
     entries += _layer_norm("generator_predictions/LayerNorm", head._intermediate_layer_norm)
     entries.append(Entry("generator_predictions/output_bias", head._bias, identity, identity))
     return entries
@@ -137,8 +163,8 @@ def classifier_entries(model) -> list[Entry]:
     (Hugging Face's ElectraForSequenceClassification layout)."""
     entries = embeddings_entries(model.backbone.embeddings)
     entries += encoder_entries(model.backbone, "electra")
-    entries += _dense("classifier/dense", model.head.dense)
-    entries += _dense("classifier/out_proj", model.head.out_proj)
+    entries += dense_entries("classifier/dense", model.head.dense)
+    entries += dense_entries("classifier/out_proj", model.head.out_proj)
     return entries
 
 

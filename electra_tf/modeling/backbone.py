@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import keras
-from keras_hub.layers import TransformerEncoder
 
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.modeling.initializers import activation, truncated_normal
+from electra_tf.modeling.initializers import truncated_normal
+from electra_tf.modeling.self_attention import attention_bias
+from electra_tf.modeling.transformer_layer import ElectraTransformerLayer
 
 TOWERS = ("discriminator", "generator")
 
@@ -80,11 +81,11 @@ class ElectraBackbone(keras.Model):
                 hidden, kernel_initializer=init, dtype=self.dtype_policy, name="embeddings_project"
             )
         self.transformer_layers = [
-            TransformerEncoder(
-                intermediate_dim=inner,
+            ElectraTransformerLayer(
                 num_heads=heads,
+                intermediate_size=inner,
+                hidden_act=config.hidden_act,
                 dropout=config.dropout,
-                activation=activation(config.hidden_act),
                 layer_norm_epsilon=config.layer_norm_epsilon,
                 kernel_initializer=init,
                 dtype=self.dtype_policy,
@@ -106,9 +107,9 @@ class ElectraBackbone(keras.Model):
         x = self.embeddings(inputs["input_ids"], inputs["segment_ids"], training=training)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
-        padding_mask = keras.ops.cast(inputs["input_mask"], "bool")
+        bias = attention_bias(inputs["input_mask"], x.dtype)
         for layer in self.transformer_layers:
-            x = layer(x, padding_mask=padding_mask, training=training)
+            x = layer(x, bias=bias, training=training)
         return x
 
     def get_config(self):

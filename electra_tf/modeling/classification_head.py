@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.initializers import activation, truncated_normal
 
 
@@ -43,7 +44,7 @@ class ClassificationHead(keras.layers.Layer):
         self.hidden_act = hidden_act
         self.initializer_range = initializer_range
         init = truncated_normal(initializer_range)
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.dense = keras.layers.Dense(
             hidden_size,
             activation=activation(hidden_act),

@@ -6,6 +6,7 @@ import keras
 from keras_hub.layers import PositionEmbedding
 
 from electra_tf.config import ElectraConfig
+from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.initializers import truncated_normal
 
 
@@ -54,7 +55,7 @@ class ElectraEmbeddings(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="embeddings_layer_norm"
         )
-        self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy, name="dropout")
+        self.dropout = Dropout(config.dropout, dtype=self.dtype_policy, name="dropout")
 
     def build(self, input_shape=None):
         self.token_embedding.build((None, None))

@@ -10,6 +10,11 @@ def truncated_normal(stddev: float) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
+def clone_initializer(initializer: keras.initializers.Initializer):
+    """A fresh copy, so weights sharing an initializer config get distinct draws."""
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 def activation(name: str):
     """Maps an ElectraConfig.hidden_act to a Keras activation."""
     if name == "gelu":

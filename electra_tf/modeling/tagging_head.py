@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.initializers import truncated_normal
 
 
@@ -29,7 +30,7 @@ class TaggingHead(keras.layers.Layer):
         self.num_labels = num_labels
         self.dropout_rate = dropout
         self.initializer_range = initializer_range
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = Dropout(dropout, dtype=self.dtype_policy)
         self.classifier = keras.layers.Dense(
             num_labels,
             kernel_initializer=truncated_normal(initializer_range),

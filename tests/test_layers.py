@@ -1,0 +1,119 @@
+"""The training-speed layers: 16-bit dropout, fused GELU, the Transformer layer."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.modeling.dropout import Dropout
+from electra_tf.modeling.fused_gelu import fused_gelu
+from electra_tf.modeling.self_attention import ElectraSelfAttention, attention_bias
+from electra_tf.modeling.transformer_layer import ElectraTransformerLayer
+
+
+def test_dropout_rate_scale_and_reproducibility():
+    x = np.ones((256, 1024), "float32")
+    layer = Dropout(0.1, seed=3)
+    y = layer(x, training=True).numpy()
+    dropped = float(np.mean(y == 0))
+    assert abs(dropped - 0.1) < 0.003  # n = 262,144: the std is 0.0006
+    kept = np.unique(y[y != 0])
+    np.testing.assert_allclose(kept, [65536 / (65536 - 6554)], rtol=1e-6)
+    assert abs(float(y.mean()) - 1.0) < 0.01  # unbiased
+    # Each call draws a new mask; the same seed replays the same stream.
+    assert not np.array_equal(y, layer(x, training=True).numpy())
+    np.testing.assert_array_equal(Dropout(0.1, seed=3)(x, training=True).numpy(), y)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_dropout_odd_sizes_and_extreme_rates():
+    x = np.ones((3, 5, 7), "float32")  # an odd number of elements
+    y = Dropout(0.5, seed=1)(x, training=True).numpy()
+    assert y.shape == x.shape and 0 < np.mean(y == 0) < 1
+    np.testing.assert_array_equal(Dropout(0.0)(x, training=True), x)
+    np.testing.assert_array_equal(Dropout(1.0)(x, training=True), np.zeros_like(x))
+    with pytest.raises(ValueError, match="noise_shape"):
+        Dropout(0.1, noise_shape=(1, 5, 7))
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_fused_gelu_matches_tf_gelu_and_its_gradient(approximate):
+    x = tf.constant(np.linspace(-6, 6, 1001, dtype="float32").reshape(7, 143))
+    dy = tf.constant(np.random.default_rng(0).normal(size=(7, 143)).astype("float32"))
+    results = []
+    for fn in (fused_gelu, tf.nn.gelu):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x, approximate=approximate)
+        results.append((y.numpy(), tape.gradient(y, x, output_gradients=dy).numpy()))
+    (y, dx), (y_ref, dx_ref) = results
+    np.testing.assert_allclose(y, y_ref, atol=1e-6)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-5)
+
+
+def _layer_inputs():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 9, 16)).astype("float32")
+    mask = np.ones((2, 9), "int32")
+    mask[1, 5:] = 0
+    return tf.constant(x), attention_bias(mask, "float32")
+
+
+def test_transformer_layer_training_path_matches_inference_path_without_dropout():
+    """With dropout 0, training=True (fused GELU) and training=False (tf.nn.gelu)
+    must give the same outputs and the same gradients for every weight."""
+    layer = ElectraTransformerLayer(num_heads=2, intermediate_size=32, dropout=0.0)
+    x, bias = _layer_inputs()
+    layer.build(x.shape)
+    outs, grads = [], []
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            y = layer(x, bias=bias, training=training)
+            loss = tf.reduce_sum(y * tf.range(16, dtype="float32"))
+        outs.append(y.numpy())
+        grads.append([g.numpy() for g in tape.gradient(loss, layer.trainable_variables)])
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+    assert len(grads[0]) == 16  # 8 attention, 4 feed-forward, 4 LayerNorm
+    for g_train, g_infer in zip(*grads):
+        np.testing.assert_allclose(g_train, g_infer, atol=1e-5)
+
+
+def test_padding_keys_get_no_attention():
+    layer = ElectraSelfAttention(num_heads=2)
+    x, bias = _layer_inputs()
+    y = layer(x, bias=bias).numpy()
+    x2 = x.numpy().copy()
+    x2[1, 5:] = 100.0  # change only the padded tokens
+    y2 = layer(tf.constant(x2), bias=bias).numpy()
+    np.testing.assert_allclose(y[1, :5], y2[1, :5], atol=1e-5)
+    unmasked = layer(tf.constant(x2)).numpy()  # no bias: the padding is attended to
+    assert not np.allclose(y[1, :5], unmasked[1, :5], atol=1e-3)
+
+
+def test_transformer_layer_dropout_is_active_only_in_training():
+    layer = ElectraTransformerLayer(num_heads=2, intermediate_size=32, dropout=0.3)
+    x, bias = _layer_inputs()
+    a = layer(x, bias=bias, training=True).numpy()
+    b = layer(x, bias=bias, training=True).numpy()
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(
+        layer(x, bias=bias, training=False), layer(x, bias=bias, training=False)
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        Dropout(0.2, seed=4),
+        ElectraSelfAttention(num_heads=4, dropout=0.1),
+        ElectraTransformerLayer(
+            num_heads=4, intermediate_size=64, hidden_act="gelu_approximate", dropout=0.1
+        ),
+    ],
+    ids=["dropout", "attention", "transformer_layer"],
+)
+def test_get_config_round_trips(layer):
+    clone = layer.__class__.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer)
