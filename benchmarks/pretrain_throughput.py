@@ -6,6 +6,8 @@ Systems, each timed in its own process, rounds interleaved, medians reported:
 
 * ours            electra_tf ElectraPretrainer.train_step (graph mode)
 * ours_xla        the same with --jit_compile
+* ours_bf16       the same with --mixed_precision=bfloat16 (not in the ratio:
+                  the peers run float32)
 * hf_full         Hugging Face transformers in PyTorch, ElectraForMaskedLM
                   generator + ElectraForPreTraining discriminator sharing the
                   embeddings, MLM logits over all positions (as users assemble it)
@@ -34,7 +36,7 @@ import time
 BATCH, LENGTH, N_MASK = 32, 128, 19
 VOCAB, HIDDEN, LAYERS, HEADS, FFN, EMB = 30522, 256, 12, 4, 1024, 128
 G_HIDDEN, G_HEADS, G_FFN = 64, 1, 256
-SYSTEMS = ("ours", "ours_xla", "hf_full", "hf_masked", "model_garden")
+SYSTEMS = ("ours", "ours_xla", "ours_bf16", "hf_full", "hf_masked", "model_garden")
 
 
 def model_flops_per_sequence(mlm_positions: int = N_MASK) -> float:
@@ -88,7 +90,8 @@ def _time_steps(step, steps):
     return first, statistics.median(times)
 
 
-def worker_ours(steps, jit):
+def worker_ours(steps, jit, policy="float32"):
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -97,6 +100,7 @@ def worker_ours(steps, jit):
     from electra_tf.optimization import create_optimizer
 
     t_launch = time.perf_counter()
+    keras.mixed_precision.set_dtype_policy(policy)
     model = ElectraPretrainer(ElectraConfig.from_preset("small"), jit_compile=jit)
     model.compile(optimizer=create_optimizer("adamw", 5e-4, 100, 10000))
     model.build_all()
@@ -322,6 +326,8 @@ def run_worker(name: str, steps: int) -> dict:
         return worker_ours(steps, jit=False)
     if name == "ours_xla":
         return worker_ours(steps, jit=True)
+    if name == "ours_bf16":
+        return worker_ours(steps, jit=False, policy="mixed_bfloat16")
     if name == "hf_full":
         return worker_hf(steps, masked_only=False)
     if name == "hf_masked":

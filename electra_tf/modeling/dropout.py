@@ -24,7 +24,9 @@ class Dropout(keras.layers.Dropout):
     scaled by the inverse of its keep probability, so the expectation is
     exact. The random stream comes from the layer's `SeedGenerator` (as in
     Keras), so it is reproducible with the seed and checkpointed with the
-    model. `noise_shape` is not supported.
+    model; under a distribution strategy each replica folds its id into the
+    seed, so replicas draw independent masks (Keras' Dropout gives every
+    replica the same one). `noise_shape` is not supported.
 
     Example:
         >>> layer = Dropout(0.1, seed=1)
@@ -43,6 +45,12 @@ class Dropout(keras.layers.Dropout):
         if self.threshold >= _LEVELS:
             return tf.zeros_like(inputs)
         seed = tf.cast(self.seed_generator.next(), tf.int64)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # The seed state is one per model, shared by the replicas: fold the
+            # replica id in so each replica drops different units.
+            replica = tf.cast(ctx.replica_id_in_sync_group, tf.int64)
+            seed = tf.random.experimental.stateless_fold_in(seed, replica)
         keep = random_keep_mask(tf.shape(inputs), seed, self.threshold)
         scale = tf.cast(_LEVELS / (_LEVELS - self.threshold), inputs.dtype)
         return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
