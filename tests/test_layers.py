@@ -1,4 +1,4 @@
-"""The training-speed layers: 16-bit dropout, fused GELU, the Transformer layer."""
+"""The training-speed layers: 16-bit dropout, fused GELU, LayerNorm, the Transformer layer."""
 
 import os
 import pathlib
@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.fused_gelu import fused_gelu
+from electra_tf.modeling.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention, attention_bias
 from electra_tf.modeling.transformer_layer import ElectraTransformerLayer
 
@@ -54,6 +55,29 @@ def test_fused_gelu_matches_tf_gelu_and_its_gradient(approximate):
     (y, dx), (y_ref, dx_ref) = results
     np.testing.assert_allclose(y, y_ref, atol=1e-6)
     np.testing.assert_allclose(dx, dx_ref, atol=1e-5)
+
+
+def test_layer_norm_matches_keras_values_and_gradients():
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(3.0, 2.0, size=(4, 6, 32)).astype("float32"))
+    dy = tf.constant(rng.normal(size=(4, 6, 32)).astype("float32"))
+    ours, ref = LayerNorm(epsilon=1e-12), keras.layers.LayerNormalization(epsilon=1e-12)
+    for layer in (ours, ref):
+        layer.build(x.shape)
+        layer.gamma.assign(rng.normal(1.0, 0.3, 32).astype("float32"))
+    ref.gamma.assign(ours.gamma.numpy())
+    results = []
+    for layer in (ours, ref):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        grads = tape.gradient(y, [x, layer.gamma, layer.beta], output_gradients=dy)
+        results.append([y.numpy()] + [g.numpy() for g in grads])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
+    assert [v.name for v in ours.weights] == ["gamma", "beta"]
+    with pytest.raises(ValueError, match="last axis"):
+        LayerNorm(axis=1)
 
 
 def _layer_inputs():
@@ -110,12 +134,13 @@ def test_transformer_layer_dropout_is_active_only_in_training():
     "layer",
     [
         Dropout(0.2, seed=4),
+        LayerNorm(epsilon=1e-12),
         ElectraSelfAttention(num_heads=4, dropout=0.1),
         ElectraTransformerLayer(
             num_heads=4, intermediate_size=64, hidden_act="gelu_approximate", dropout=0.1
         ),
     ],
-    ids=["dropout", "attention", "transformer_layer"],
+    ids=["dropout", "layer_norm", "attention", "transformer_layer"],
 )
 def test_get_config_round_trips(layer):
     clone = layer.__class__.from_config(layer.get_config())

@@ -8,6 +8,7 @@ from keras_hub.layers import PositionEmbedding
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.initializers import truncated_normal
+from electra_tf.modeling.layer_norm import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -52,7 +53,7 @@ class ElectraEmbeddings(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="segment_embedding",
         )
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="embeddings_layer_norm"
         )
         self.dropout = Dropout(config.dropout, dtype=self.dtype_policy, name="dropout")

@@ -15,6 +15,7 @@ import tensorflow as tf
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.fused_gelu import fused_gelu
 from electra_tf.modeling.initializers import activation, clone_initializer
+from electra_tf.modeling.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention
 
 _FUSED_GELU = {"gelu": False, "gelu_approximate": True}  # hidden_act -> approximate
@@ -74,11 +75,11 @@ class ElectraTransformerLayer(keras.layers.Layer):
             name="attention",
         )
         self.attention_dropout = Dropout(dropout, dtype=self.dtype_policy, name="attention_dropout")
-        self.attention_layer_norm = keras.layers.LayerNormalization(
+        self.attention_layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="attention_layer_norm"
         )
         self.output_dropout = Dropout(dropout, dtype=self.dtype_policy, name="output_dropout")
-        self.output_layer_norm = keras.layers.LayerNormalization(
+        self.output_layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="output_layer_norm"
         )
 
