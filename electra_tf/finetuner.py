@@ -281,7 +281,9 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
     metrics_path = os.path.join(options.model_dir, "metrics.json")
     history: dict[str, Any] = {"evaluations": [], "best": None}
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        from electra_tf.trainer import restore_checkpoint
+
+        restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if os.path.exists(metrics_path):
             import json
 

@@ -210,6 +210,23 @@ def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
     return model
 
 
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restores `path` into `checkpoint`, every existing variable included.
+
+    Raises ValueError naming the checkpoint when a variable of the model has
+    no value in it (another architecture, size or electra_tf version), rather
+    than training on with some weights left at their initialisation.
+    """
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:  # a missing or a mis-shaped variable
+        raise ValueError(
+            f"checkpoint {path} does not match this model: {str(e)[:300]} ... Was it "
+            "written with another config or electra_tf version? Use another "
+            "--model_dir, or import the weights with electra_tf.convert."
+        ) from None
+
+
 def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, Any]:
     """Trains (or resumes) and returns the final metrics."""
     options.validate()
@@ -291,7 +308,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         )
         latest = tf.train.latest_checkpoint(model_dir)
         if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
+            restore_checkpoint(checkpoint, latest)
             print(f"Resumed from {latest}", file=stream, flush=True)
         step = int(optimizer.iterations.numpy())
 

@@ -191,3 +191,29 @@ def test_gradient_accumulation_equals_one_big_batch(masked_data, tmp_path):
     a, b = _checkpoint_values(tmp_path / "one"), _checkpoint_values(tmp_path / "four")
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_restore_refuses_a_checkpoint_of_another_architecture(tmp_path):
+    """A variable with no value, or a value of another shape, in the checkpoint is
+    an error naming the file, never a partial restore (e.g. a checkpoint written
+    with another config or an older layer layout)."""
+    from electra_tf.modeling import ElectraDiscriminator
+    from electra_tf.optimization import create_optimizer
+    from electra_tf.trainer import restore_checkpoint
+
+    def checkpoint(layers):
+        model = ElectraDiscriminator(
+            ElectraConfig.from_preset("tiny", vocab_size=50, num_layers=layers)
+        )
+        model.build()
+        optimizer = create_optimizer("adamw", 1e-3, 1, 10)
+        optimizer.build(model.trainable_variables)  # tracks every weight, as in training
+        return tf.train.Checkpoint(model=model, optimizer=optimizer)
+
+    one = checkpoint(1).save(str(tmp_path / "one" / "ckpt"))
+    two = checkpoint(2).save(str(tmp_path / "two" / "ckpt"))
+    with pytest.raises(ValueError, match="one/ckpt-1 does not match this model"):
+        restore_checkpoint(checkpoint(2), one)
+    with pytest.raises(ValueError, match="two/ckpt-1 does not match this model"):
+        restore_checkpoint(checkpoint(1), two)
+    restore_checkpoint(checkpoint(1), one)
