@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.modeling.dropout import Dropout
-from electra_tf.modeling.initializers import clone_initializer
+from electra_tf.modeling.initializers import add_dense_weights
 
 # Added to the scores of padding keys; exp() of it underflows to 0 in every
 # float type, and it is finite in float16 (unlike -1e9).
@@ -81,14 +81,7 @@ class ElectraSelfAttention(keras.layers.Layer):
         self.hidden_size = hidden
         self.head_size = hidden // self.num_heads
         for name in ("query", "key", "value", "output"):
-            kernel = self.add_weight(
-                name=f"{name}_kernel",
-                shape=(hidden, hidden),
-                initializer=clone_initializer(self.kernel_initializer),
-            )
-            bias = self.add_weight(name=f"{name}_bias", shape=(hidden,), initializer="zeros")
-            setattr(self, f"{name}_kernel", kernel)
-            setattr(self, f"{name}_bias", bias)
+            add_dense_weights(self, name, (hidden, hidden), self.kernel_initializer)
         self.built = True
 
     def call(self, inputs, bias=None, training=None):

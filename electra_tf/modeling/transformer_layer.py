@@ -14,11 +14,14 @@ import tensorflow as tf
 
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.fused_gelu import fused_gelu
-from electra_tf.modeling.initializers import activation, clone_initializer
+from electra_tf.modeling.initializers import (
+    GELU_APPROXIMATE,
+    activation,
+    add_dense_weights,
+    clone_initializer,
+)
 from electra_tf.modeling.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention
-
-_FUSED_GELU = {"gelu": False, "gelu_approximate": True}  # hidden_act -> approximate
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -89,18 +92,10 @@ class ElectraTransformerLayer(keras.layers.Layer):
         self.attention.build(input_shape)
         self.attention_layer_norm.build(input_shape)
         self.output_layer_norm.build(input_shape)
-        for name, shape in (
-            ("intermediate", (hidden, self.intermediate_size)),
-            ("output", (self.intermediate_size, hidden)),
-        ):
-            kernel = self.add_weight(
-                name=f"{name}_kernel",
-                shape=shape,
-                initializer=clone_initializer(self.kernel_initializer),
-            )
-            bias = self.add_weight(name=f"{name}_bias", shape=shape[-1:], initializer="zeros")
-            setattr(self, f"{name}_kernel", kernel)
-            setattr(self, f"{name}_bias", bias)
+        add_dense_weights(
+            self, "intermediate", (hidden, self.intermediate_size), self.kernel_initializer
+        )
+        add_dense_weights(self, "output", (self.intermediate_size, hidden), self.kernel_initializer)
         self.built = True
 
     def call(self, inputs, bias=None, training=None):
@@ -111,8 +106,8 @@ class ElectraTransformerLayer(keras.layers.Layer):
 
         flat = tf.reshape(x, [-1, self.hidden_size])
         h = tf.nn.bias_add(tf.matmul(flat, self.intermediate_kernel), self.intermediate_bias)
-        if training and self.hidden_act in _FUSED_GELU:
-            h = fused_gelu(h, approximate=_FUSED_GELU[self.hidden_act])
+        if training and self.hidden_act in GELU_APPROXIMATE:
+            h = fused_gelu(h, approximate=GELU_APPROXIMATE[self.hidden_act])
         else:
             h = self.activation(h)
         h = tf.nn.bias_add(tf.matmul(h, self.output_kernel), self.output_bias)
