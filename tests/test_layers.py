@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.modeling.dropout import Dropout
+from electra_tf.modeling.dense import dense
+from electra_tf.modeling.dropout import Dropout, dropout_mask
 from electra_tf.modeling.fused_gelu import fused_gelu
 from electra_tf.modeling.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention, attention_bias
@@ -40,6 +41,53 @@ def test_dropout_odd_sizes_and_extreme_rates():
     np.testing.assert_array_equal(Dropout(1.0)(x, training=True), np.zeros_like(x))
     with pytest.raises(ValueError, match="noise_shape"):
         Dropout(0.1, noise_shape=(1, 5, 7))
+
+
+def test_dropout_mask_is_16_bit_philox_draws_and_gradient_applies_it():
+    # The XLA kernel must produce the draws of TensorFlow's own Philox kernel:
+    # word i // 2 of stateless_uniform(uint32), low 16 bits first.
+    shape, seed, threshold = (3, 5, 7), tf.constant([11, 22], tf.int64), 6554
+    words = tf.random.stateless_uniform(
+        [53], seed, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
+    ).numpy()
+    draws = np.stack([words & 0xFFFF, words >> 16], 1).reshape(-1)[:105].reshape(shape)
+    expected = np.where(draws >= threshold, 65536 / (65536 - threshold), 0.0)
+    mask = dropout_mask(tf.zeros(shape), seed, threshold).numpy()
+    np.testing.assert_allclose(mask, expected, rtol=1e-7)
+    # Gradient of the layer is the upstream gradient times the same mask.
+    x = tf.random.normal((64, 32))
+    layer = Dropout(0.3, seed=5)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    dx = tape.gradient(y, x, output_gradients=tf.fill(x.shape, 2.0)).numpy()
+    kept = y.numpy() != 0
+    np.testing.assert_allclose(dx[kept], 2.0 * 65536 / (65536 - 19661), rtol=1e-6)
+    np.testing.assert_array_equal(dx[~kept], 0.0)
+
+
+@pytest.mark.parametrize("shape", [(24, 40), (40, 24)])  # wide: explicit transpose
+def test_dense_matches_matmul_and_its_gradients(shape):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(16, shape[0])), tf.float32)
+    kernel = tf.Variable(rng.normal(size=shape).astype("float32"))
+    bias = tf.Variable(rng.normal(size=shape[1]).astype("float32"))
+    dy = tf.constant(rng.normal(size=(16, shape[1])), tf.float32)
+
+    def grads(fn):
+        @tf.function  # graph mode, where Grappler would fold the transpose
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = fn(x, kernel, bias)
+            return (y, *tape.gradient(y, [x, kernel, bias], output_gradients=dy))
+
+        return run()
+
+    ours = grads(dense)
+    reference = grads(lambda x, k, b: tf.matmul(x, k) + b)
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("approximate", [False, True])

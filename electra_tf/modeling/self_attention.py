@@ -18,6 +18,7 @@ import math
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.dense import dense
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.initializers import add_dense_weights
 
@@ -94,7 +95,7 @@ class ElectraSelfAttention(keras.layers.Layer):
         kernel = tf.concat([self.query_kernel * scale, self.key_kernel, self.value_kernel], 1)
         qkv_bias = tf.concat([self.query_bias * scale, self.key_bias, self.value_bias], 0)
         x = tf.reshape(inputs, [-1, self.hidden_size])
-        qkv = tf.nn.bias_add(tf.matmul(x, kernel), qkv_bias)
+        qkv = dense(x, kernel, qkv_bias)
         qkv = tf.reshape(qkv, [batch, length, 3, heads, size])
         q, k, v = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # each [B, heads, L, size]
 
@@ -105,7 +106,7 @@ class ElectraSelfAttention(keras.layers.Layer):
         context = tf.matmul(probs, v)  # [B, heads, L, size]
 
         context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, self.hidden_size])
-        output = tf.nn.bias_add(tf.matmul(context, self.output_kernel), self.output_bias)
+        output = dense(context, self.output_kernel, self.output_bias)
         return tf.reshape(output, shape)
 
     def compute_output_shape(self, input_shape):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.dense import dense
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.fused_gelu import fused_gelu
 from electra_tf.modeling.initializers import (
@@ -105,12 +106,12 @@ class ElectraTransformerLayer(keras.layers.Layer):
         x = self.attention_layer_norm(x + inputs)
 
         flat = tf.reshape(x, [-1, self.hidden_size])
-        h = tf.nn.bias_add(tf.matmul(flat, self.intermediate_kernel), self.intermediate_bias)
+        h = dense(flat, self.intermediate_kernel, self.intermediate_bias)
         if training and self.hidden_act in GELU_APPROXIMATE:
             h = fused_gelu(h, approximate=GELU_APPROXIMATE[self.hidden_act])
         else:
             h = self.activation(h)
-        h = tf.nn.bias_add(tf.matmul(h, self.output_kernel), self.output_bias)
+        h = dense(h, self.output_kernel, self.output_bias)
         h = self.output_dropout(tf.reshape(h, shape), training=training)
         return self.output_layer_norm(h + x)
 
