@@ -28,11 +28,9 @@ def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
 @tf.custom_gradient
 def _dense(x, kernel, bias):
     def grad(dy):
-        if (
-            kernel.shape[1] is not None
-            and kernel.shape[0] is not None
-            and (kernel.shape[1] > kernel.shape[0])
-        ):
+        wide = kernel.shape.is_fully_defined() and kernel.shape[1] > kernel.shape[0]
+        if wide:
+            # Snapshot: without it Grappler folds the Transpose into transpose_b.
             dx = tf.matmul(dy, tf.raw_ops.Snapshot(input=tf.transpose(kernel)))
         else:
             dx = tf.matmul(dy, kernel, transpose_b=True)
