@@ -33,6 +33,7 @@ from electra_tf.finetune_data import finetune_dataset, load_info
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.modeling import ElectraTaskModel
 from electra_tf.optimization import ElectraAdamW, WarmupLinearDecay, layerwise_lr_multipliers
+from electra_tf.trainer import load_tower, restore_checkpoint, save_tower
 
 TASK_FILE = "task.json"
 
@@ -97,8 +98,6 @@ def find_tower(path: str, flag: str = "--init_checkpoint") -> str:
 
 def load_encoder_weights(model: ElectraTaskModel, tower_dir: str) -> None:
     """Copies a saved discriminator's (or encoder's) encoder into `model.backbone`."""
-    from electra_tf.trainer import load_tower
-
     errors = []
     for tower in ("discriminator", "encoder"):
         try:
@@ -148,8 +147,6 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
 
 def save_for_export(model: ElectraTaskModel, info: dict, data_dir: str, directory: str) -> None:
     """Writes what inference needs, each file atomically: weights, config, task, vocab."""
-    from electra_tf.trainer import save_tower
-
     save_tower(model, model.config, directory)
     with open(os.path.join(data_dir, "vocab.txt"), "rb") as f:
         atomic_write_bytes(os.path.join(directory, "vocab.txt"), f.read())
@@ -281,8 +278,6 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
     metrics_path = os.path.join(options.model_dir, "metrics.json")
     history: dict[str, Any] = {"evaluations": [], "best": None}
     if manager.latest_checkpoint:
-        from electra_tf.trainer import restore_checkpoint
-
         restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if os.path.exists(metrics_path):
             import json

@@ -54,8 +54,8 @@ class Dropout(keras.layers.Dropout):
             # replica id in so each replica drops different units.
             replica = tf.cast(ctx.replica_id_in_sync_group, tf.int64)
             seed = tf.random.experimental.stateless_fold_in(seed, replica)
-        mask = dropout_mask(tf.stop_gradient(inputs), seed, self.threshold)
-        return inputs * tf.stop_gradient(mask)
+        # The mask carries no gradient; stopping it keeps autodiff out of the XLA call.
+        return inputs * tf.stop_gradient(dropout_mask(inputs, seed, self.threshold))
 
 
 @tf.function(jit_compile=True)

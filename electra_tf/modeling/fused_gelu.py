@@ -22,14 +22,18 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _TANH_C = math.sqrt(2.0 / math.pi)
 
 
+def _normal_cdf(x):
+    # BERT's/ELECTRA's form, 0.5 * (1 + erf(x / sqrt(2))). tf.nn.gelu uses
+    # erfc(-x / sqrt(2)) instead, which XLA evaluates at twice the cost; the
+    # two differ by at most ~1e-6 in absolute terms.
+    return 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
+
+
 @tf.function(jit_compile=True)
 def _forward(x, approximate: bool):
     if approximate:
         return tf.nn.gelu(x, approximate=True)
-    # BERT's/ELECTRA's form, x * 0.5 * (1 + erf(x / sqrt(2))). tf.nn.gelu uses
-    # erfc(-x / sqrt(2)) instead, which XLA evaluates at twice the cost; the
-    # two differ by at most ~1e-6 in absolute terms.
-    return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
+    return x * _normal_cdf(x)
 
 
 @tf.function(jit_compile=True)
@@ -40,8 +44,7 @@ def _backward(x, dy, approximate: bool):
         du = _TANH_C * (1.0 + 3.0 * 0.044715 * x * x)
         return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
     # d/dx x Phi(x) = Phi(x) + x phi(x)
-    cdf = 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
-    return dy * (cdf + x * _INV_SQRT_2PI * tf.exp(-0.5 * x * x))
+    return dy * (_normal_cdf(x) + x * _INV_SQRT_2PI * tf.exp(-0.5 * x * x))
 
 
 def fused_gelu(x: tf.Tensor, approximate: bool = False) -> tf.Tensor:
