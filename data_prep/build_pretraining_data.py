@@ -2,7 +2,7 @@ r"""Turns raw text into (masked) pre-training TFRecord shards.
 
     python -m data_prep.build_pretraining_data --input='corpus/*.txt.gz' \
         --vocab=vocab.txt --output_dir=data/ --max_seq_length=128 \
-        --num_shards=16 --num_workers=2 --masking=electra
+        --num_shards=16 --num_workers=2
 
 Streaming and bounded in memory: the inputs are cut into ~1 MB chunks at line
 or word boundaries; shard s holds the contiguous chunk range
@@ -48,10 +48,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Worker processes.")
     flags.DEFINE_enum(
         "masking",
-        "electra",
+        "none",
         [*SCHEMES, "none"],
-        "electra: 85% [MASK] / 15% kept; bert: 80/10/10; none: unmasked records "
-        "(masked dynamically at train time).",
+        "none (the default, as the reference): unmasked records, masked afresh at every "
+        "training step; electra: fixed masks, 85% [MASK] / 15% kept; bert: fixed masks, 80/10/10.",
     )
     flags.DEFINE_float("mask_rate", 0.15, "Fraction of tokens selected for prediction.")
     flags.DEFINE_integer("max_predictions_per_seq", None, "Default: int((rate+0.005)*length).")
@@ -73,7 +73,7 @@ class Settings:
     output_dir: str
     max_seq_length: int = 128
     num_shards: int = 16
-    masking: str = "electra"
+    masking: str = "none"
     mask_rate: float = 0.15
     max_predictions_per_seq: int | None = None
     whole_word_masking: bool = False

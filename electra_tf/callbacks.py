@@ -14,7 +14,31 @@ import keras
 import tensorflow as tf
 
 # Shown on the console line; everything goes to TensorBoard.
-_CONSOLE_KEYS = ("loss", "gen_loss", "disc_loss", "gen_accuracy", "disc_auc", "replaced_fraction")
+_CONSOLE_KEYS = (
+    "loss",
+    "gen_loss",
+    "disc_loss",
+    "gen_accuracy",
+    "disc_auc",
+    "replaced_fraction",
+    "mlm_loss",
+    "mlm_accuracy",
+    "hidden_spread",
+)
+# A held-out hidden-state spread below this fraction of its first value means
+# the encoder is collapsing towards one output for every token.
+COLLAPSE_FRACTION = 0.5
+
+
+def collapse_warning(first: float | None, now: float) -> str | None:
+    """A warning when the encoder's held-out hidden-state spread has collapsed."""
+    if first is None or first <= 0 or now >= COLLAPSE_FRACTION * first:
+        return None
+    return (
+        f"warning: the encoder's held-out hidden-state spread fell from {first:.3f} to "
+        f"{now:.3f}: its outputs are becoming the same for every token (collapse; "
+        "docs/pretraining.md lists what counters it)."
+    )
 
 
 def _lr(optimizer, step: int) -> float:
@@ -46,6 +70,7 @@ class StepLogger(keras.callbacks.Callback):
             tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if log_dir else None
         )
         self.history: list[dict[str, float]] = []
+        self.first_spread: float | None = None
         self._t0 = time.time()
         self._step0 = 0
 
@@ -84,9 +109,20 @@ class StepLogger(keras.callbacks.Callback):
                 f"{k} {evals[k]:.4f}" for k in _CONSOLE_KEYS if k in evals
             )
         print(line, file=self.stream, flush=True)
+        if "hidden_spread" in evals:
+            self.check_collapse(evals["hidden_spread"])
         if not math.isfinite(train.get("loss", 0.0)):
             print("loss is not finite: stopping", file=self.stream, flush=True)
             self.model.stop_training = True
+
+    def check_collapse(self, spread: float) -> None:
+        """Records the first held-out spread and warns when a later one collapses."""
+        if self.first_spread is None:
+            self.first_spread = spread
+            return
+        warning = collapse_warning(self.first_spread, spread)
+        if warning:
+            print(warning, file=self.stream, flush=True)
 
 
 class Checkpointer(keras.callbacks.Callback):

@@ -32,7 +32,12 @@ from electra_tf.config import ElectraConfig
 from electra_tf.finetune_data import finetune_dataset, load_info
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.modeling import ElectraTaskModel
-from electra_tf.optimization import ElectraAdamW, WarmupLinearDecay, layerwise_lr_multipliers
+from electra_tf.optimization import (
+    ElectraAdamW,
+    WarmupLinearDecay,
+    layerwise_lr_multipliers,
+    resolve_bias_correction,
+)
 from electra_tf.trainer import load_tower, restore_checkpoint, save_tower
 
 TASK_FILE = "task.json"
@@ -56,7 +61,7 @@ class FinetuneOptions:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
-    adam_bias_correction: bool = False
+    adam_bias_correction: bool | None = None  # None: on for short warmups
     clip_norm: float = 1.0
     log_every_steps: int = 100
     keep_checkpoint_max: int = 1
@@ -266,7 +271,7 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
         options.adam_beta1,
         options.adam_beta2,
         options.adam_epsilon,
-        options.adam_bias_correction,
+        resolve_bias_correction(options.adam_bias_correction, warmup_steps),
         lr_multipliers=multipliers,
     )
     optimizer.build(model.trainable_variables)

@@ -83,9 +83,10 @@ def define_adam_flags() -> None:
     flags.DEFINE_float("adam_epsilon", 1e-6, "Adam epsilon.")
     flags.DEFINE_boolean(
         "adam_bias_correction",
-        False,
-        "Adam's bias correction. Off in the ELECTRA reference; without it the first few hundred "
-        "updates are 3-6x larger, which short runs with short warmup do not survive.",
+        None,
+        "Adam's bias correction. Unset: on when the warmup is shorter than the reference's "
+        "10,000 steps, off otherwise (the reference omits it; short runs without it starve "
+        "the discriminator). --adam_bias_correction / --noadam_bias_correction force it.",
     )
     flags.DEFINE_float("clip_norm", 1.0, "Global-norm gradient clip after the all-reduce (0: off).")
 
@@ -108,15 +109,49 @@ def define_pretrain_flags() -> None:
     flags.DEFINE_string("train_data", None, "Comma-separated globs of pre-training TFRecords.")
     flags.DEFINE_string("eval_data", None, "Globs of held-out TFRecords (optional).")
     flags.DEFINE_integer("num_train_steps", 1000000, "Optimizer steps in total.")
+    flags.DEFINE_enum(
+        "objective",
+        "electra",
+        ["electra", "mlm"],
+        "electra: generator + replaced-token detection; mlm: BERT's masked LM on the same "
+        "encoder (the baseline for equal-compute comparisons).",
+    )
+    flags.DEFINE_string(
+        "init_checkpoint",
+        None,
+        "Continue pre-training from these weights: a pre-training --model_dir or an "
+        "electra_tf.convert output (discriminator/ and, if present, generator/). Its "
+        "electra_config.json sets the architecture; a missing generator starts fresh.",
+    )
     flags.DEFINE_float("gen_weight", 1.0, "Weight of the generator MLM loss.")
     flags.DEFINE_float("disc_weight", 50.0, "Weight of the discriminator loss.")
     flags.DEFINE_float("temperature", 1.0, "Sampling temperature for replacements.")
-    flags.DEFINE_float("mask_rate", 0.15, "Dynamic masking rate (unmasked records only).")
+    flags.DEFINE_float(
+        "temperature_start",
+        None,
+        "Temperature curriculum: start sampling at this temperature and anneal linearly to "
+        "--temperature over --temperature_anneal_steps. Unset: constant --temperature.",
+    )
+    flags.DEFINE_integer("temperature_anneal_steps", 0, "Steps of the temperature anneal.")
+    flags.DEFINE_enum(
+        "embedding_sharing",
+        "shared",
+        ["shared", "disentangled", "none"],
+        "shared: one embedding table for both towers (the paper); disentangled: the "
+        "discriminator reads stop_gradient(table) + its own residual (DeBERTa-v3 GDES); "
+        "none: separate tables.",
+    )
+    flags.DEFINE_float(
+        "mask_rate",
+        0.15,
+        "Fraction of real tokens masked. Pre-masked records must have been made with it.",
+    )
     flags.DEFINE_enum(
         "dynamic_masking",
-        "electra",
+        None,
         ["electra", "bert"],
-        "Dynamic masking scheme (unmasked records).",
+        "Masking scheme: electra (85% [MASK], 15% kept) or bert (80/10/10). Default: electra "
+        "for --objective=electra, bert for --objective=mlm. Pre-masked records must match.",
     )
     flags.DEFINE_boolean("whole_word_masking", False, "Dynamic whole-word masking (needs --vocab).")
     flags.DEFINE_string(
@@ -135,6 +170,17 @@ def define_pretrain_flags() -> None:
     )
 
 
+def model_overrides_from_flags() -> dict[str, Any]:
+    """--model_overrides as a dict (errors name the flag)."""
+    try:
+        overrides = json.loads(FLAGS.model_overrides or "{}")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--model_overrides is not valid JSON: {e}") from e
+    if not isinstance(overrides, dict):
+        raise ValueError("--model_overrides must be a JSON object")
+    return overrides
+
+
 def model_config_from_flags(
     vocab_size: int | None = None, max_seq_length: int | None = None
 ) -> ElectraConfig:
@@ -145,12 +191,7 @@ def model_config_from_flags(
     """
     vocab_size = vocab_size or FLAGS.vocab_size
     max_seq_length = max_seq_length or FLAGS.max_seq_length
-    try:
-        overrides: dict[str, Any] = json.loads(FLAGS.model_overrides or "{}")
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--model_overrides is not valid JSON: {e}") from e
-    if not isinstance(overrides, dict):
-        raise ValueError("--model_overrides must be a JSON object")
+    overrides = model_overrides_from_flags()
     overrides.setdefault("vocab_size", vocab_size)
     preset = PRESETS[FLAGS.model_size]
     if max_seq_length > overrides.get(

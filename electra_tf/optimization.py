@@ -3,8 +3,9 @@
 * `WarmupLinearDecay`: lr * (1 - t/T)^power * min(1, t/W), exactly the
   reference's polynomial decay to 0 times a linear warmup.
 * `ElectraAdamW`: the reference's AdamWeightDecayOptimizer (β 0.9/0.999,
-  ε 1e-6, no bias correction, decoupled weight decay 0.01 skipping LayerNorm
-  and biases).
+  ε 1e-6, decoupled weight decay 0.01 skipping LayerNorm and biases), with
+  Adam's bias correction as an option (`resolve_bias_correction` picks it
+  for short warmups).
 * `Lamb`: Keras' LAMB with the same weight-decay exclusions.
 
 Both optimizers expect gradients that are already all-reduced and clipped:
@@ -19,6 +20,12 @@ import re
 
 import keras
 import tensorflow as tf
+
+# The reference's warmup: the only length at which its AdamW without bias
+# correction was validated.
+REFERENCE_WARMUP_STEPS = 10_000
+# Below this warmup, no bias correction starved the discriminator in our runs.
+STARVING_WARMUP_STEPS = 2_000
 
 # Variables that get no weight decay, as the reference's
 # exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"].
@@ -167,6 +174,41 @@ class ElectraAdamW(_PreReducedGradients, keras.optimizers.Optimizer):
             "bias_correction": self.bias_correction,
             "lr_multipliers": self.lr_multipliers,
         }
+
+
+def uncorrected_update_ratio(step: int, beta_1: float = 0.9, beta_2: float = 0.999) -> float:
+    """How much larger than Adam's an update without bias correction is at `step` (1-based).
+
+    m_t / sqrt(v_t) without correction is (1 - b1^t) / sqrt(1 - b2^t) times
+    the corrected update: about 3.2 for the first hundred steps, 1.26 at step
+    1,000, 1.03 at 3,000. A warmup much longer than that (the reference's
+    10,000 steps) hides it; a short one multiplies it into the peak rate.
+    """
+    return (1.0 - beta_1**step) / (1.0 - beta_2**step) ** 0.5
+
+
+def resolve_bias_correction(requested: bool | None, warmup_steps: int) -> bool:
+    """Bias correction on/off; None (the default) decides from the warmup.
+
+    Off only for warmups as long as the reference's, where omitting it is the
+    paper's recipe; on for anything shorter.
+    """
+    if requested is not None:
+        return bool(requested)
+    return warmup_steps < REFERENCE_WARMUP_STEPS
+
+
+def bias_correction_warning(bias_correction: bool, warmup_steps: int) -> str | None:
+    """A warning when the optimizer settings are known to starve the discriminator."""
+    if bias_correction or warmup_steps >= STARVING_WARMUP_STEPS:
+        return None
+    return (
+        f"warning: Adam without bias correction and --warmup_steps={warmup_steps}: the first "
+        f"updates are {uncorrected_update_ratio(1):.1f}x the nominal rate (still "
+        f"{uncorrected_update_ratio(1000):.2f}x at step 1,000). Short runs like this starved "
+        "the discriminator in our measurements (held-out AUC 0.54 vs 0.67 with it). Drop "
+        "--noadam_bias_correction, or warm up for 10,000 steps as the reference does."
+    )
 
 
 def layerwise_lr_multipliers(variables, num_layers: int, decay: float) -> dict[str, float]:

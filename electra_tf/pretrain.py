@@ -21,12 +21,17 @@ FLAGS = electra_flags.FLAGS
 
 def options_from_flags():
     """PretrainOptions from the parsed flags (errors name the flag)."""
-    from electra_tf.trainer import PretrainOptions
+    from electra_tf.trainer import PretrainOptions, config_for_init
 
     for name in ("train_data", "model_dir"):
         if not getattr(FLAGS, name):
             raise app.UsageError(f"--{name} is required")
-    config = electra_flags.model_config_from_flags()
+    if FLAGS.init_checkpoint:
+        # The checkpoint fixes the architecture; --model_overrides may still
+        # change what it does not hold (a fresh generator's size, dropout).
+        config = config_for_init(FLAGS.init_checkpoint, electra_flags.model_overrides_from_flags())
+    else:
+        config = electra_flags.model_config_from_flags()
     fields = {f for f in PretrainOptions.__dataclass_fields__ if f != "config"}
     return PretrainOptions(config=config, **{name: getattr(FLAGS, name) for name in fields})
 

@@ -21,6 +21,7 @@ input position all continue where they stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -36,10 +37,22 @@ from electra_tf.callbacks import Checkpointer, PreemptionWatcher, StepLogger
 from electra_tf.config import ElectraConfig
 from electra_tf.distribute import get_strategy
 from electra_tf.io_utils import atomic_write_json
-from electra_tf.masking import Masker, max_predictions_for
-from electra_tf.modeling import ElectraPretrainer
-from electra_tf.optimization import create_optimizer
+from electra_tf.masking import SCHEMES, Masker, max_predictions_for
+from electra_tf.modeling import ElectraPretrainer, MlmPretrainer
+from electra_tf.modeling.pretrainer import (
+    EMBEDDING_SHARING,
+    copy_discriminator,
+    copy_generator,
+)
+from electra_tf.modeling.pretrainer_base import PretrainerBase
+from electra_tf.optimization import (
+    bias_correction_warning,
+    create_optimizer,
+    resolve_bias_correction,
+)
 from electra_tf.vocab import Vocab
+
+OBJECTIVES = ("electra", "mlm")
 
 
 @dataclasses.dataclass
@@ -62,14 +75,19 @@ class PretrainOptions:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
-    adam_bias_correction: bool = False
+    adam_bias_correction: bool | None = None  # None: on for warmups shorter than 10,000
     clip_norm: float = 1.0
     grad_accum_steps: int = 1
+    objective: str = "electra"
+    init_checkpoint: str | None = None
     gen_weight: float = 1.0
     disc_weight: float = 50.0
     temperature: float = 1.0
+    temperature_start: float | None = None
+    temperature_anneal_steps: int = 0
+    embedding_sharing: str = "shared"
     mask_rate: float = 0.15
-    dynamic_masking: str = "electra"
+    dynamic_masking: str | None = None  # None: by objective
     whole_word_masking: bool = False
     vocab: str | None = None
     log_every_steps: int = 100
@@ -123,6 +141,36 @@ class PretrainOptions:
                 )
         if self.temperature <= 0:
             raise ValueError(f"--temperature must be positive, got {self.temperature}")
+        if self.temperature_start is not None and self.temperature_start <= 0:
+            raise ValueError(f"--temperature_start must be positive, got {self.temperature_start}")
+        if self.temperature_anneal_steps < 0:
+            raise ValueError(
+                f"--temperature_anneal_steps must be >= 0, got {self.temperature_anneal_steps}"
+            )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"--objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.embedding_sharing not in EMBEDDING_SHARING:
+            raise ValueError(
+                f"--embedding_sharing must be one of {EMBEDDING_SHARING}, "
+                f"got {self.embedding_sharing!r}"
+            )
+        if self.dynamic_masking not in (None, *SCHEMES):
+            raise ValueError(
+                f"--dynamic_masking must be one of {SCHEMES}, got {self.dynamic_masking!r}"
+            )
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"--mask_rate must be in (0, 1), got {self.mask_rate}")
+
+    @property
+    def masking_scheme(self) -> str:
+        """The masking scheme: --dynamic_masking, else the objective's own."""
+        if self.dynamic_masking:
+            return self.dynamic_masking
+        return "bert" if self.objective == "mlm" else "electra"
+
+    @property
+    def bias_correction(self) -> bool:
+        return resolve_bias_correction(self.adam_bias_correction, self.warmup_steps)
 
     def to_json_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -133,6 +181,30 @@ class PretrainOptions:
 def _set_precision(name: str) -> None:
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[name]
     keras.mixed_precision.set_dtype_policy(policy)
+
+
+def check_masking(options: PretrainOptions, data: data_lib.PretrainingData, source: str) -> None:
+    """Refuses pre-masked records whose masks were made with other settings.
+
+    Masks in the records are fixed at data-prep time, so a different
+    --mask_rate or scheme would be silently ignored.
+    """
+    masking = (data.info or {}).get("masking") or {}
+    if data.max_predictions_per_seq is None or not masking:
+        return
+    scheme, rate = masking.get("scheme"), masking.get("rate")
+    if scheme != options.masking_scheme:
+        raise ValueError(
+            f"{source}: the records were masked with scheme {scheme!r} (dataset_info.json) but "
+            f"this run uses {options.masking_scheme!r} (--objective={options.objective}, "
+            f"--dynamic_masking): rebuild the data with --masking=none to mask at train time"
+        )
+    if rate is not None and abs(float(rate) - options.mask_rate) > 1e-9:
+        raise ValueError(
+            f"{source}: the records were masked at rate {rate} (dataset_info.json) but "
+            f"--mask_rate={options.mask_rate}: rebuild the data with --masking=none to mask "
+            "at train time, or pass the data's rate"
+        )
 
 
 def _masker_for(options: PretrainOptions, data: data_lib.PretrainingData) -> Masker | None:
@@ -152,7 +224,7 @@ def _masker_for(options: PretrainOptions, data: data_lib.PretrainingData) -> Mas
         )
     return Masker.from_vocab(
         dict(
-            scheme=options.dynamic_masking,
+            scheme=options.masking_scheme,
             rate=options.mask_rate,
             max_predictions=max_predictions_for(options.max_seq_length, options.mask_rate),
             whole_word=options.whole_word_masking,
@@ -227,6 +299,146 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
         ) from None
 
 
+def build_pretrainer(options: PretrainOptions) -> PretrainerBase:
+    """The objective's model (call in the strategy scope)."""
+    common = dict(
+        seed=options.seed,
+        grad_accum_steps=options.grad_accum_steps,
+        clip_norm=options.clip_norm,
+        jit_compile=options.jit_compile,
+    )
+    if options.objective == "mlm":
+        return MlmPretrainer(options.config, **common)
+    return ElectraPretrainer(
+        options.config,
+        gen_weight=options.gen_weight,
+        disc_weight=options.disc_weight,
+        temperature=options.temperature,
+        temperature_start=options.temperature_start,
+        temperature_anneal_steps=options.temperature_anneal_steps,
+        embedding_sharing=options.embedding_sharing,
+        **common,
+    )
+
+
+def init_tower_dirs(path: str, flag: str = "--init_checkpoint") -> dict[str, str]:
+    """The discriminator/ (required) and generator/ (optional) towers under `path`.
+
+    `path` is a pre-training --model_dir, an electra_tf.convert output, or a
+    discriminator tower directory itself.
+    """
+    found = {}
+    for tower in ("discriminator", "generator"):
+        directory = os.path.join(path, tower)
+        if os.path.exists(os.path.join(directory, "model.weights.h5")):
+            found[tower] = directory
+    if "discriminator" not in found and os.path.exists(os.path.join(path, "model.weights.h5")):
+        found["discriminator"] = path
+    if "discriminator" not in found:
+        raise ValueError(
+            f"{flag}={path}: no discriminator tower in it (looked for model.weights.h5 in it "
+            "and in its discriminator/)"
+        )
+    return found
+
+
+_GENERATOR_SIZES = (
+    "generator_hidden_size",
+    "generator_num_layers",
+    "generator_num_heads",
+    "generator_intermediate_size",
+)
+
+
+def config_for_init(path: str, overrides: dict[str, Any] | None = None) -> ElectraConfig:
+    """The architecture of `--init_checkpoint`, with field overrides on top.
+
+    A generator fraction in `overrides` re-derives the generator's sizes (for
+    a discriminator-only import that gets a fresh generator).
+    """
+    overrides = dict(overrides or {})
+    values = ElectraConfig.load_from_dir(init_tower_dirs(path)["discriminator"]).to_dict()
+    if {"generator_fraction", "generator_layers_fraction"} & set(overrides):
+        for name in _GENERATOR_SIZES:
+            values[name] = None
+    values.update(overrides)
+    return ElectraConfig.from_dict(values)
+
+
+def load_init_checkpoint(model: PretrainerBase, path: str) -> list[str]:
+    """Copies the towers under `path` into `model`; returns which were loaded.
+
+    The generator is loaded when the objective has one and the checkpoint
+    holds it; otherwise it keeps its fresh initialisation.
+    """
+    dirs = init_tower_dirs(path)
+    loaded = []
+    try:
+        generator = getattr(model, "generator", None)
+        if generator is not None and "generator" in dirs:
+            copy_generator(load_tower(dirs["generator"], "generator"), generator)
+            loaded.append("generator")
+        copy_discriminator(
+            load_tower(dirs["discriminator"], "discriminator"),
+            model.discriminator,
+            keep_shared_table="generator" in loaded,
+        )
+    except ValueError as e:
+        raise ValueError(
+            f"--init_checkpoint={path} does not fit the configured model: {e}"
+        ) from None
+    return ["discriminator", *loaded]
+
+
+BASELINE_FILE = "eval_baseline.json"
+_BASELINE_BATCHES = 10
+
+
+def _collapse_baseline(model, eval_dataset, options, logger, step: int, chief: bool) -> None:
+    """The held-out hidden-state spread at initialisation, which collapse is judged against.
+
+    Measured once on a fresh run (a few eval batches) and kept in model_dir,
+    so a resumed run compares with the same baseline.
+    """
+    path = os.path.join(options.model_dir, BASELINE_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            logger.check_collapse(float(json.load(f)["hidden_spread"]))
+        return
+    if step > 0:
+        return  # resumed from a run that never measured it
+    logs = model.evaluate(
+        eval_dataset(),
+        steps=min(_BASELINE_BATCHES, options.num_eval_steps),
+        verbose=0,
+        return_dict=True,
+    )
+    spread = float(np.mean(logs["hidden_spread"]))
+    logger.check_collapse(spread)
+    if chief:
+        atomic_write_json(path, {"step": 0, "hidden_spread": spread})
+
+
+def held_out_summary(results: dict[str, float], vocab_size: int) -> str:
+    """The final held-out result in plain words."""
+    if "disc_auc" in results:
+        auc = results["disc_auc"]
+        verdict = (
+            "tells replaced tokens from original ones on text it never trained on"
+            if auc >= 0.6
+            else "is close to chance: it has not learned to spot replaced tokens"
+        )
+        return (
+            f"Held-out replaced-token detection: AUC {auc:.3f} (chance is 0.500). "
+            f"The discriminator {verdict}."
+        )
+    accuracy = results.get("mlm_accuracy", 0.0)
+    return (
+        f"Held-out masked-token accuracy: {accuracy:.3f} (one guess in {vocab_size:,} "
+        f"tokens is {1 / vocab_size:.4f})."
+    )
+
+
 def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, Any]:
     """Trains (or resumes) and returns the final metrics."""
     options.validate()
@@ -237,6 +449,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
     )
     train = data_lib.inspect_data(options.train_data, "--train_data")
     data_lib.check_compatible(train, config.vocab_size, options.max_seq_length, "--train_data")
+    check_masking(options, train, "--train_data")
     masker = _masker_for(options, train)
     evaluation = None
     if options.eval_data:
@@ -244,6 +457,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         data_lib.check_compatible(
             evaluation, config.vocab_size, options.max_seq_length, "--eval_data"
         )
+        check_masking(options, evaluation, "--eval_data")
         eval_masker = _masker_for(options, evaluation)
 
     replicas = strategy.num_replicas_in_sync
@@ -262,21 +476,15 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         config.save(os.path.join(model_dir, "electra_config.json"))
         atomic_write_json(os.path.join(model_dir, "pretrain_options.json"), options.to_json_dict())
 
+    warning = bias_correction_warning(options.bias_correction, options.warmup_steps)
+    if warning and options.objective == "electra":
+        print(warning, file=sys.stderr, flush=True)
     _set_precision(options.mixed_precision)
     keras.utils.set_random_seed(options.seed)
     preemption = PreemptionWatcher()
     try:
         with strategy.scope():
-            model = ElectraPretrainer(
-                config,
-                gen_weight=options.gen_weight,
-                disc_weight=options.disc_weight,
-                temperature=options.temperature,
-                seed=options.seed,
-                grad_accum_steps=options.grad_accum_steps,
-                clip_norm=options.clip_norm,
-                jit_compile=options.jit_compile,
-            )
+            model = build_pretrainer(options)
             optimizer = create_optimizer(
                 options.optimizer,
                 options.learning_rate,
@@ -287,7 +495,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 options.adam_beta2,
                 options.adam_epsilon,
                 options.lr_decay_power,
-                options.adam_bias_correction,
+                options.bias_correction,
             )
             if options.mixed_precision == "float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -310,14 +518,21 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         if latest:
             restore_checkpoint(checkpoint, latest)
             print(f"Resumed from {latest}", file=stream, flush=True)
+        elif options.init_checkpoint:
+            loaded = load_init_checkpoint(model, options.init_checkpoint)
+            print(
+                f"Initialised {' and '.join(loaded)} from {options.init_checkpoint}",
+                file=stream,
+                flush=True,
+            )
         step = int(optimizer.iterations.numpy())
 
         def before_save(now: int) -> None:
             input_position.assign_add((now - before_save.last) * options.train_batch_size)
             before_save.last = now
             if chief:
-                save_tower(model.discriminator, config, os.path.join(model_dir, "discriminator"))
-                save_tower(model.generator, config, os.path.join(model_dir, "generator"))
+                for name, tower in model.export_towers().items():
+                    save_tower(tower, config, os.path.join(model_dir, name))
 
         before_save.last = step
         logger = StepLogger(
@@ -362,6 +577,9 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 ).take(options.num_eval_steps * _batches_per_step(ctx)),
                 options.eval_batch_size,
             )
+
+        if evaluation is not None:
+            _collapse_baseline(model, eval_dataset, options, logger, step, chief)
 
         interval = options.log_every_steps
         total = options.num_train_steps
@@ -434,6 +652,9 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
             results["eval"] = {k: float(np.mean(v)) for k, v in eval_logs.items()}
             shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(results["eval"].items()))
             print(f"final eval: {shown}", file=stream, flush=True)
+            logger.check_collapse(results["eval"]["hidden_spread"])
+            results["eval_at_start"] = {"hidden_spread": logger.first_spread}
+            print(held_out_summary(results["eval"], config.vocab_size), file=stream, flush=True)
         if chief:
             atomic_write_json(os.path.join(model_dir, "results.json"), results)
         print(

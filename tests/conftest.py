@@ -65,6 +65,7 @@ def masked_data(moby_sample, vocab_path, tmp_path_factory) -> str:
             output_dir=str(out),
             max_seq_length=64,
             num_shards=2,
+            masking="electra",
             chunk_bytes=65536,
         )
     )

@@ -92,7 +92,12 @@ def test_token_accounting_nothing_lost(masked_data):
 
 def test_deterministic_and_independent_of_workers(moby_sample, vocab_path, tmp_path):
     common = dict(
-        inputs=(moby_sample,), vocab=vocab_path, max_seq_length=64, num_shards=3, chunk_bytes=32768
+        inputs=(moby_sample,),
+        vocab=vocab_path,
+        max_seq_length=64,
+        num_shards=3,
+        chunk_bytes=32768,
+        masking="electra",
     )
     build(Settings(output_dir=str(tmp_path / "a"), **common), num_workers=1)
     build(Settings(output_dir=str(tmp_path / "b"), **common), num_workers=2)

@@ -54,6 +54,7 @@ def test_loss_falls_on_real_text(masked_data, tmp_path):
             masked_data,
             tmp_path,
             num_train_steps=150,
+            learning_rate=3e-3,  # Adam with bias correction (the default for short warmups)
             log_every_steps=25,
             save_checkpoints_steps=150,
             eval_data=f"{masked_data}/pretrain-00001*",

@@ -5,6 +5,7 @@ from electra_tf.modeling.classification_head import ClassificationHead
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
+from electra_tf.modeling.mlm_pretrainer import MlmPretrainer
 from electra_tf.modeling.pretrainer import ElectraPretrainer
 from electra_tf.modeling.span_head import SpanHead
 from electra_tf.modeling.tagging_head import TaggingHead
@@ -18,6 +19,7 @@ __all__ = [
     "ElectraGenerator",
     "ElectraPretrainer",
     "ElectraTaskModel",
+    "MlmPretrainer",
     "SpanHead",
     "TaggingHead",
 ]

@@ -1,22 +1,17 @@
-"""ElectraPretrainer: generator + discriminator with ELECTRA's train step.
+"""ElectraPretrainer: generator + discriminator with ELECTRA's objective.
 
 One step (google-research/electra `run_pretraining.PretrainingModel`):
 
 1. The generator predicts the original ids at the masked positions; its loss
    is the cross-entropy there (vocab logits only at those N positions).
-2. Replacements are sampled from the generator (Gumbel-max at `temperature`,
-   no gradient) and written into the unmasked sequence.
+2. Replacements are sampled from the generator (Gumbel-max at the current
+   temperature, no gradient) and written into the unmasked sequence.
 3. The discriminator labels every real token: 1 where the id differs from
    the original (a sampled id equal to the original counts as original).
 4. loss = gen_weight * MLM loss + disc_weight * sigmoid BCE over real tokens.
 
-Losses are normalised by GLOBAL counts (masked tokens, real tokens) gathered
-across replicas before the forward pass, so each replica's loss is its share
-of the global mean and summed gradients are the global-batch gradient,
-whatever the replica count. Gradients are all-reduced here, clipped to the
-global norm once, then applied (PITFALLS.md). Replacement sampling is keyed
-by (seed, step, global example index), so it is reproducible, resumable with
-no extra state, and the same whatever the number of replicas or micro-batches.
+The step machinery (global normalisation, all-reduce, clipping, gradient
+accumulation) is `PretrainerBase`'s.
 """
 
 from __future__ import annotations
@@ -26,24 +21,17 @@ import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling.discriminator import ElectraDiscriminator
+from electra_tf.modeling.disentangled_embeddings import DisentangledEmbeddings
+from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
 from electra_tf.modeling.pretrain_helpers import sample_gumbel_max, scatter_positions
+from electra_tf.modeling.pretrainer_base import PretrainerBase, hidden_spread
 
-_SUM = tf.distribute.ReduceOp.SUM
-
-
-def _replica_id() -> tf.Tensor:
-    ctx = tf.distribute.get_replica_context()
-    rid = 0 if ctx is None else ctx.replica_id_in_sync_group
-    return tf.cast(rid, tf.int32)
+EMBEDDING_SHARING = ("shared", "disentangled", "none")
 
 
-def _all_reduce_sum(value):
-    ctx = tf.distribute.get_replica_context()
-    return value if ctx is None else ctx.all_reduce(_SUM, value)
-
-
-class ElectraPretrainer(keras.Model):
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraPretrainer(PretrainerBase):
     """ELECTRA replaced-token-detection pre-training.
 
     Args:
@@ -51,12 +39,16 @@ class ElectraPretrainer(keras.Model):
         gen_weight: Weight of the generator's MLM loss (1.0).
         disc_weight: Weight of the discriminator's loss (50.0).
         temperature: Sampling temperature for replacements (1.0).
-        seed: Base seed of the replacement sampling.
-        grad_accum_steps: Split each batch into this many micro-batches and
-            apply one update with their summed gradients.
-        clip_norm: Global-norm gradient clip (1.0); 0 disables it.
-        jit_compile: XLA-compile the forward+backward pass (no collectives
-            inside, so it composes with any strategy).
+        temperature_start: Temperature at step 0 when annealing (a curriculum
+            as Fast-ELECTRA's: a high temperature gives the discriminator
+            easier, more random replacements first). None: no annealing.
+        temperature_anneal_steps: Steps of the linear anneal from
+            `temperature_start` to `temperature`.
+        embedding_sharing: "shared" (the paper: one token, position and
+            segment table for both towers), "disentangled" (DeBERTa-v3's
+            GDES: the discriminator reads stop_gradient(shared) + its own
+            zero-initialised residual) or "none" (separate embeddings).
+        seed, grad_accum_steps, clip_norm, jit_compile: See `PretrainerBase`.
 
     Inputs to `fit` / `evaluate`: dicts with int `input_ids` (masked),
     `input_mask`, `segment_ids` [B, L], `masked_lm_positions`,
@@ -74,6 +66,9 @@ class ElectraPretrainer(keras.Model):
         gen_weight: float = 1.0,
         disc_weight: float = 50.0,
         temperature: float = 1.0,
+        temperature_start: float | None = None,
+        temperature_anneal_steps: int = 0,
+        embedding_sharing: str = "shared",
         seed: int = 0,
         grad_accum_steps: int = 1,
         clip_norm: float = 1.0,
@@ -81,21 +76,41 @@ class ElectraPretrainer(keras.Model):
         **kwargs,
     ):
         kwargs.setdefault("name", "electra_pretrainer")
-        super().__init__(**kwargs)
-        if grad_accum_steps < 1:
-            raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
+        super().__init__(
+            seed=seed,
+            grad_accum_steps=grad_accum_steps,
+            clip_norm=clip_norm,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
+        if embedding_sharing not in EMBEDDING_SHARING:
+            raise ValueError(
+                f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}"
+            )
+        if temperature <= 0 or (temperature_start is not None and temperature_start <= 0):
+            raise ValueError("temperatures must be positive")
         self.config = config
         self.gen_weight = float(gen_weight)
         self.disc_weight = float(disc_weight)
         self.temperature = float(temperature)
-        self.seed = int(seed)
-        self.grad_accum_steps = int(grad_accum_steps)
-        self.clip_norm = float(clip_norm)
-        self.jit_inner = bool(jit_compile)
-        self.discriminator = ElectraDiscriminator(config, dtype=self.dtype_policy)
-        self.generator = ElectraGenerator(
-            config, embeddings=self.discriminator.embeddings, dtype=self.dtype_policy
-        )
+        self.temperature_start = None if temperature_start is None else float(temperature_start)
+        self.temperature_anneal_steps = int(temperature_anneal_steps)
+        self.embedding_sharing = embedding_sharing
+        policy = self.dtype_policy
+        if embedding_sharing == "shared":
+            self.discriminator = ElectraDiscriminator(config, dtype=policy)
+            gen_embeddings = self.discriminator.embeddings
+        elif embedding_sharing == "disentangled":
+            gen_embeddings = ElectraEmbeddings(config, dtype=policy, name="embeddings")
+            self.discriminator = ElectraDiscriminator(
+                config,
+                embeddings=DisentangledEmbeddings(gen_embeddings, dtype=policy),
+                dtype=policy,
+            )
+        else:
+            self.discriminator = ElectraDiscriminator(config, dtype=policy)
+            gen_embeddings = None
+        self.generator = ElectraGenerator(config, embeddings=gen_embeddings, dtype=policy)
         self._gen_loss = keras.metrics.Mean(name="gen_loss")
         self._disc_loss = keras.metrics.Mean(name="disc_loss")
         self._gen_accuracy = keras.metrics.Mean(name="gen_accuracy")
@@ -105,34 +120,14 @@ class ElectraPretrainer(keras.Model):
         self._disc_recall = keras.metrics.Recall(name="disc_recall")
         self._disc_auc = keras.metrics.AUC(num_thresholds=200, name="disc_auc")
         self._replaced_fraction = keras.metrics.Mean(name="replaced_fraction")
-        self._grad_fn = tf.function(
-            self._loss_and_grads, jit_compile=self.jit_inner, reduce_retracing=True
-        )
-
-    # --- building --------------------------------------------------------------
+        self._hidden_spread = keras.metrics.Mean(name="hidden_spread")
 
     def build(self, input_shape=None):
         self.discriminator.build()
         self.generator.build()
         self.built = True
 
-    def build_all(self) -> None:
-        """Creates model, optimizer and metric variables (call in the strategy scope)."""
-        if not self.built:
-            self.build()
-        if self.optimizer is not None and not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' version pulls a batch off the iterator under a strategy (which
-        # would shift the data by one batch per fit call) and fails under
-        # MultiWorkerMirroredStrategy (keras-team/keras#20329). This model is
-        # built explicitly by build_all() in the strategy scope instead.
-        if not self.built:
-            raise ValueError("call build_all() in the strategy scope before fit()")
-
-    @property
-    def metrics(self):
+    def _metric_list(self):
         return [
             self._gen_loss,
             self._disc_loss,
@@ -143,11 +138,22 @@ class ElectraPretrainer(keras.Model):
             self._disc_recall,
             self._disc_auc,
             self._replaced_fraction,
+            self._hidden_spread,
         ]
+
+    def _total_loss(self, logs):
+        return self.gen_weight * logs["gen_loss"] + self.disc_weight * logs["disc_loss"]
+
+    def sampling_temperature(self, step) -> tf.Tensor:
+        """The replacement temperature at `step` (the curriculum, or the constant)."""
+        if self.temperature_start is None or self.temperature_anneal_steps <= 0 or step is None:
+            return tf.constant(self.temperature, tf.float32)
+        progress = tf.minimum(tf.cast(step, tf.float32) / float(self.temperature_anneal_steps), 1.0)
+        return self.temperature_start + (self.temperature - self.temperature_start) * progress
 
     # --- forward ------------------------------------------------------------------
 
-    def _forward(self, batch, seed, num_masked, num_tokens, training, row_offset=0):
+    def _forward(self, batch, seed, num_masked, num_tokens, training, row_offset=0, step=None):
         """Both towers on one (micro-)batch; losses are shares of the global mean."""
         input_ids = tf.cast(batch["input_ids"], tf.int32)
         input_mask = tf.cast(batch["input_mask"], tf.int32)
@@ -168,18 +174,17 @@ class ElectraPretrainer(keras.Model):
         mlm_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=mlm_ids, logits=mlm_logits)
         gen_sum = tf.reduce_sum(mlm_ce * mlm_weights)
 
-        sampled = sample_gumbel_max(mlm_logits, seed, self.temperature, row_offset)
+        temperature = self.sampling_temperature(step)
+        sampled = sample_gumbel_max(mlm_logits, seed, temperature, row_offset)
         original, _ = scatter_positions(input_ids, mlm_ids, positions, mlm_weights)
         corrupted, _ = scatter_positions(original, sampled, positions, mlm_weights)
         labels = tf.cast(tf.not_equal(corrupted, original), tf.float32)
 
-        disc_logits = tf.cast(
-            self.discriminator(
-                {"input_ids": corrupted, "input_mask": input_mask, "segment_ids": segment_ids},
-                training=training,
-            ),
-            tf.float32,
+        hidden = self.discriminator.encode(
+            {"input_ids": corrupted, "input_mask": input_mask, "segment_ids": segment_ids},
+            training=training,
         )
+        disc_logits = tf.cast(self.discriminator.head(hidden), tf.float32)
         token_weights = tf.cast(input_mask, tf.float32)
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=disc_logits)
         disc_sum = tf.reduce_sum(bce * token_weights)
@@ -187,7 +192,7 @@ class ElectraPretrainer(keras.Model):
         loss = self.gen_weight * tf.math.divide_no_nan(
             gen_sum, num_masked
         ) + self.disc_weight * tf.math.divide_no_nan(disc_sum, num_tokens)
-        return {
+        out = {
             "loss": loss,
             "gen_sum": gen_sum,
             "disc_sum": disc_sum,
@@ -199,23 +204,12 @@ class ElectraPretrainer(keras.Model):
             "disc_logits": disc_logits,
             "token_weights": token_weights,
         }
-
-    def _loss_and_grads(self, batch, seed, num_masked, num_tokens, row_offset):
-        with tf.GradientTape() as tape:
-            out = self._forward(
-                batch, seed, num_masked, num_tokens, training=True, row_offset=row_offset
-            )
-            loss = out["loss"]
-            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-                loss = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(loss, self.trainable_variables)
-        return grads, out
+        if not training:  # the collapse signal costs a pass over [B, L, H]: eval only
+            out["hidden_spread"] = hidden_spread(hidden, token_weights)
+        return out
 
     def call(self, inputs, training=False):
-        num_masked = tf.reduce_sum(tf.cast(inputs["masked_lm_weights"], tf.float32))
-        num_tokens = tf.reduce_sum(tf.cast(inputs["input_mask"], tf.float32))
-        seed = tf.constant([0, self.seed], tf.int32)
-        out = self._forward(inputs, seed, num_masked, num_tokens, training)
+        out = super().call(inputs, training)
         return {"mlm_logits": out["mlm_logits"], "disc_logits": out["disc_logits"]}
 
     # --- metrics --------------------------------------------------------------------
@@ -241,65 +235,19 @@ class ElectraPretrainer(keras.Model):
         self._disc_recall.update_state(labels, probs, sample_weight=tw)
         self._disc_auc.update_state(labels, probs, sample_weight=tw)
         self._replaced_fraction.update_state(labels, tw)
+        if "hidden_spread" in out:
+            self._hidden_spread.update_state(*out["hidden_spread"])
 
-    def _logs(self):
-        logs = {m.name: m.result() for m in self.metrics}
-        logs["loss"] = self.gen_weight * logs["gen_loss"] + self.disc_weight * logs["disc_loss"]
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            # Keras reduces per-replica logs with a concat that rejects scalars
-            # under MWMS (tensorflow/tensorflow#72388): give them a batch axis.
-            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
-        return logs
+    # --- towers ---------------------------------------------------------------------
 
-    # --- steps -----------------------------------------------------------------------
-
-    def _global_counts(self, data):
-        num_masked = _all_reduce_sum(tf.reduce_sum(tf.cast(data["masked_lm_weights"], tf.float32)))
-        num_tokens = _all_reduce_sum(tf.reduce_sum(tf.cast(data["input_mask"], tf.float32)))
-        return num_masked, num_tokens
-
-    def train_step(self, data):
-        num_masked, num_tokens = self._global_counts(data)
-        step = tf.cast(self.optimizer.iterations, tf.int32)
-        seed = tf.stack([step, tf.constant(self.seed, tf.int32)])
-        local_batch = tf.shape(data["input_ids"])[0]
-        micro_size = local_batch // self.grad_accum_steps
-        first_row = _replica_id() * local_batch  # this replica's rows of the global batch
-        if self.grad_accum_steps == 1:
-            micro_batches = [data]
-        else:
-            split = {k: tf.split(v, self.grad_accum_steps, axis=0) for k, v in data.items()}
-            micro_batches = [
-                {k: v[i] for k, v in split.items()} for i in range(self.grad_accum_steps)
-            ]
-        grads = None
-        for i, micro in enumerate(micro_batches):
-            g, out = self._grad_fn(micro, seed, num_masked, num_tokens, first_row + i * micro_size)
-            # Embedding gradients come as IndexedSlices with one slice per
-            # token occurrence; the global norm of those slices is not the norm
-            # of the gradient (repeated ids are not summed), so clip on dense.
-            g = [tf.convert_to_tensor(x) for x in g]
-            grads = g if grads is None else [a + b for a, b in zip(grads, g)]
-            self._update_metrics(out)
-        grads = _all_reduce_sum(grads)
-        if self.clip_norm > 0:
-            clip = self.clip_norm
-            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-                # Gradients are scaled by the loss scale: clip at the scaled norm.
-                clip = self.optimizer.scale_loss(tf.constant(clip, tf.float32))
-            grads, _ = tf.clip_by_global_norm(grads, clip)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self._logs()
-
-    def test_step(self, data):
-        num_masked, num_tokens = self._global_counts(data)
-        seed = tf.stack([tf.constant(-1, tf.int32), tf.constant(self.seed, tf.int32)])
-        first_row = _replica_id() * tf.shape(data["input_ids"])[0]
-        out = self._forward(
-            data, seed, num_masked, num_tokens, training=False, row_offset=first_row
-        )
-        self._update_metrics(out)
-        return self._logs()
+    def export_towers(self) -> dict[str, keras.Model]:
+        """Standalone discriminator and generator (a disentangled table folded in)."""
+        if self.embedding_sharing != "disentangled":
+            return {"discriminator": self.discriminator, "generator": self.generator}
+        plain = ElectraDiscriminator(self.config)
+        plain.build()
+        copy_discriminator(self.discriminator, plain)
+        return {"discriminator": plain, "generator": self.generator}
 
     def get_config(self):
         return {
@@ -307,6 +255,9 @@ class ElectraPretrainer(keras.Model):
             "gen_weight": self.gen_weight,
             "disc_weight": self.disc_weight,
             "temperature": self.temperature,
+            "temperature_start": self.temperature_start,
+            "temperature_anneal_steps": self.temperature_anneal_steps,
+            "embedding_sharing": self.embedding_sharing,
             "seed": self.seed,
             "grad_accum_steps": self.grad_accum_steps,
             "clip_norm": self.clip_norm,
@@ -317,3 +268,72 @@ class ElectraPretrainer(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
+def _assign_layer(target: keras.layers.Layer, source: keras.layers.Layer) -> None:
+    for t, o in zip(target.weights, source.weights, strict=True):
+        if tuple(t.shape) != tuple(o.shape):
+            raise ValueError(
+                f"{t.path} has shape {tuple(t.shape)} but the source's {o.path} has "
+                f"{tuple(o.shape)}"
+            )
+        t.assign(tf.convert_to_tensor(o))
+
+
+def copy_discriminator(
+    source: ElectraDiscriminator, target: ElectraDiscriminator, keep_shared_table: bool = False
+) -> None:
+    """Copies a discriminator's weights; either side may read disentangled embeddings.
+
+    A disentangled source is folded (token table = shared + residual). Into a
+    disentangled target, the token table goes to the shared table (residual
+    0), or, with `keep_shared_table` (the generator already put its table
+    there), into the residual as the difference, so both towers keep theirs.
+    """
+    src_emb, dst_emb = source.embeddings, target.embeddings
+    src_plain = getattr(src_emb, "shared", src_emb)
+    dst_plain = getattr(dst_emb, "shared", dst_emb)
+    if isinstance(src_emb, DisentangledEmbeddings):
+        token = src_emb.token_table()
+    else:
+        token = tf.convert_to_tensor(src_plain.token_embedding.embeddings)
+    if tuple(token.shape) != tuple(dst_plain.token_embedding.embeddings.shape):
+        raise ValueError(
+            f"token embeddings have shape {tuple(token.shape)} but the model's are "
+            f"{tuple(dst_plain.token_embedding.embeddings.shape)}"
+        )
+    if isinstance(dst_emb, DisentangledEmbeddings):
+        if keep_shared_table:
+            shared = tf.convert_to_tensor(dst_plain.token_embedding.embeddings)
+            dst_emb.token_residual.assign(token - shared)
+        else:
+            dst_plain.token_embedding.embeddings.assign(token)
+            dst_emb.token_residual.assign(tf.zeros_like(token))
+    else:
+        dst_plain.token_embedding.embeddings.assign(token)
+    pairs = [
+        (dst_plain.position_embedding, src_plain.position_embedding),
+        (dst_plain.segment_embedding, src_plain.segment_embedding),
+        (dst_plain.layer_norm, src_plain.layer_norm),
+        (target.head, source.head),
+    ]
+    src_project = source.backbone.embeddings_project
+    dst_project = target.backbone.embeddings_project
+    if (src_project is None) != (dst_project is None):
+        raise ValueError("one discriminator has an embedding projection and the other not")
+    if dst_project is not None:
+        pairs.append((dst_project, src_project))
+    src_layers = source.backbone.transformer_layers
+    dst_layers = target.backbone.transformer_layers
+    if len(src_layers) != len(dst_layers):
+        raise ValueError(
+            f"{len(src_layers)} Transformer layers in the source, {len(dst_layers)} here"
+        )
+    pairs += list(zip(dst_layers, src_layers))
+    for dst, src in pairs:
+        _assign_layer(dst, src)
+
+
+def copy_generator(source: ElectraGenerator, target: ElectraGenerator) -> None:
+    """Copies a generator's weights (its embeddings included) into another of its size."""
+    _assign_layer(target, source)

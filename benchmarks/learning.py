@@ -1,0 +1,392 @@
+r"""Does pre-training pay? ELECTRA vs MLM at equal pre-training FLOPs vs random init.
+
+    python benchmarks/learning.py            # the full protocol, ~90 min on 2 cores
+    python benchmarks/learning.py --quick    # a smoke run of every stage, ~10 min
+
+The paper's claim (Clark et al. 2020, Figure 4 / Table 1) at a scale this
+machine affords:
+
+1. Data. Pre-training text: Moby Dick, Shakespeare and the State of the
+   Union addresses from the shared corpus, plus the SST-2-like *training*
+   sentences as unlabelled in-domain text (task-adaptive pre-training; their
+   labels are never read). Held-out text for the pre-training curves: Matthew
+   Henry's commentary, which no model trains on. The standard 30,522-token
+   uncased WordPiece vocab; unmasked shards, masked afresh every step.
+2. Pre-training. One encoder size (--num_layers x --hidden_size) for both
+   objectives. ELECTRA trains a generator of --generator_fraction width with
+   it; MLM (BERT's 80/10/10) trains the encoder alone. MLM gets as many steps
+   as give it the same pre-training FLOPs as ELECTRA's --pretrain_steps
+   (counted analytically, forward + backward, the vocab head at masked
+   positions only). Both are evaluated on the held-out text every
+   --eval_every steps: discriminator AUC, generator accuracy, MLM accuracy and
+   the encoder's hidden-state spread (the collapse signal).
+3. Fine-tuning. Random init, the ELECTRA discriminator and the MLM encoder,
+   each on the full SST-2-like training set, on a fixed 1,000-example subset
+   of it, and on WNUT-16 NER; --seeds seeds each; the score of the FINAL
+   checkpoint on the dev set (never the best epoch).
+
+Writes benchmarks/results_learning.json and benchmarks/learning_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SHARED = os.environ.get("ELECTRA_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
+CORPUS = ("mobydick", "shakespeare", "sotu")
+HELD_OUT = "mhcc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much of everything a run does."""
+
+    pretrain_steps: int
+    batch: int
+    seq_len: int
+    eval_every: int
+    eval_batches: int
+    seeds: int
+    sst_epochs: float
+    subset_epochs: float
+    ner_epochs: float
+    subset: int
+
+
+FULL = Budget(3000, 32, 128, 250, 20, 3, 2.0, 10.0, 5.0, 1000)
+QUICK = Budget(60, 16, 64, 30, 4, 2, 0.2, 1.0, 0.5, 1000)
+
+
+# --- FLOPs ------------------------------------------------------------------------
+
+
+def encoder_flops(tokens: int, hidden: int, layers: int, inner: int, seq_len: int) -> float:
+    """Forward FLOPs of `layers` post-LN Transformer layers over `tokens` tokens."""
+    per_token = 2 * (4 * hidden * hidden + 2 * hidden * inner) + 2 * 2 * seq_len * hidden
+    return float(tokens * layers * per_token)
+
+
+def step_flops(config, objective: str, batch: int, seq_len: int, masked: int) -> float:
+    """Forward + backward FLOPs of one training step (3x the forward)."""
+    tokens = batch * seq_len
+    emb, vocab = config.embedding_size, config.vocab_size
+    disc = encoder_flops(
+        tokens, config.hidden_size, config.num_layers, config.intermediate_size, seq_len
+    )
+    if emb != config.hidden_size:
+        disc += 2.0 * tokens * emb * config.hidden_size
+    # The MLM head: dense to the embedding size, then the tied vocab projection.
+    mlm_head = 2.0 * masked * (config.hidden_size * emb + emb * vocab)
+    if objective == "mlm":
+        return 3 * (disc + mlm_head)
+    gh = config.generator_hidden_size
+    gen = encoder_flops(
+        tokens, gh, config.generator_num_layers, config.generator_intermediate_size, seq_len
+    )
+    if emb != gh:
+        gen += 2.0 * tokens * emb * gh
+    gen_head = 2.0 * masked * (gh * emb + emb * vocab)
+    disc_head = 2.0 * tokens * config.hidden_size * (config.hidden_size + 1)
+    return 3 * (disc + disc_head + gen + gen_head)
+
+
+# --- data -------------------------------------------------------------------------
+
+
+def _sst_rows(path: str) -> list[tuple[str, str]]:
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        return [tuple(line.rstrip("\n").split("\t")) for line in f if line.strip()]
+
+
+def prepare_data(work: str, budget: Budget) -> dict[str, str]:
+    """Pre-training shards (train and held-out) and the three fine-tuning sets."""
+    from data_prep.build_finetuning_data import Settings as FinetuneSettings
+    from data_prep.build_finetuning_data import build as build_finetuning
+    from data_prep.build_pretraining_data import Settings, build
+
+    vocab = os.path.join(SHARED, "vocab", "uncased_vocab.txt")
+    sst = os.path.join(SHARED, "sst2_like")
+    train_rows = _sst_rows(os.path.join(sst, "train.tsv"))
+    in_domain = os.path.join(work, "sst2_train_sentences.txt")
+    with open(in_domain, "w", encoding="utf-8") as f:
+        f.writelines(sentence + "\n" for sentence, _ in train_rows)  # the text, not the labels
+    held_out = os.path.join(work, "held_out.txt")
+    with gzip.open(os.path.join(SHARED, "corpus", f"{HELD_OUT}.txt.gz"), "rt") as f:
+        text = f.read(2_000_000)
+    with open(held_out, "w", encoding="utf-8") as f:
+        f.write(text[: text.rfind(" ")] + "\n")
+    quiet = io.StringIO()
+    inputs = [os.path.join(SHARED, "corpus", f"{name}.txt.gz") for name in CORPUS]
+    common = dict(vocab=vocab, max_seq_length=budget.seq_len, masking="none")
+    build(
+        Settings(
+            inputs=(*inputs, in_domain), output_dir=f"{work}/pretrain", num_shards=8, **common
+        ),
+        num_workers=2,
+    )
+    build(Settings(inputs=(held_out,), output_dir=f"{work}/held_out", num_shards=1, **common))
+    # A fixed 1,000-example subset of the SST-2-like training set.
+    subset_dir = os.path.join(work, "sst2_subset_raw")
+    os.makedirs(subset_dir, exist_ok=True)
+    rows = list(train_rows)
+    random.Random(0).shuffle(rows)
+    with open(os.path.join(subset_dir, "train.tsv"), "w", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n")
+        f.writelines(f"{s}\t{label}\n" for s, label in rows[: budget.subset])
+    with open(os.path.join(sst, "dev.tsv"), encoding="utf-8") as src:
+        dev = src.read()
+    with open(os.path.join(subset_dir, "dev.tsv"), "w", encoding="utf-8") as f:
+        f.write(dev)
+    sets = {
+        "sst2": ("sst-2", sst, 64),
+        "sst2_1k": ("sst-2", subset_dir, 64),
+        "wnut": ("conll", os.path.join(SHARED, "ner"), 64),
+    }
+    out = {}
+    for name, (task, input_dir, length) in sets.items():
+        out[name] = os.path.join(work, f"ft-{name}")
+        build_finetuning(
+            FinetuneSettings(task, input_dir, out[name], vocab, max_seq_length=length), quiet
+        )
+    return out
+
+
+# --- runs -------------------------------------------------------------------------
+
+
+def pretrain(work, config, objective, steps, budget, args, extra) -> dict:
+    from electra_tf.trainer import PretrainOptions, run_pretraining
+
+    model_dir = os.path.join(work, f"pretrain-{objective}")
+    t0 = time.time()
+    options = PretrainOptions(
+        config=config,
+        train_data=f"{work}/pretrain/pretrain-*",
+        eval_data=f"{work}/held_out/pretrain-*",
+        model_dir=model_dir,
+        objective=objective,
+        max_seq_length=budget.seq_len,
+        train_batch_size=budget.batch,
+        eval_batch_size=budget.batch,
+        num_train_steps=steps,
+        learning_rate=args.pretrain_lr,
+        warmup_steps=max(1, steps // 10),
+        log_every_steps=budget.eval_every,
+        eval_every_steps=budget.eval_every,
+        save_checkpoints_steps=budget.eval_every * max(1, steps // budget.eval_every // 2),
+        num_eval_steps=budget.eval_batches,
+        shuffle_buffer=5000,
+        seed=args.seed,
+        **(extra if objective == "electra" else {}),
+    )
+    # The last interval may be short: log and save on its grid.
+    options.log_every_steps = options.eval_every_steps = budget.eval_every
+    results = run_pretraining(options, stream=sys.stdout)
+    curve = []
+    for event in _eval_events(model_dir):
+        curve.append(event)
+    return {
+        "model_dir": model_dir,
+        "steps": steps,
+        "seconds": time.time() - t0,
+        "final_eval": results["eval"],
+        "start_eval": results.get("eval_at_start"),
+        "curve": curve,
+    }
+
+
+def _eval_events(model_dir: str) -> list[dict]:
+    """The eval scalars TensorBoard got, by step."""
+    import tensorflow as tf
+
+    by_step: dict[int, dict] = {}
+    eval_dir = os.path.join(model_dir, "eval")
+    if not os.path.isdir(eval_dir):
+        return []
+    for name in sorted(os.listdir(eval_dir)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(eval_dir, name)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))
+                by_step.setdefault(int(event.step), {"step": int(event.step)})[value.tag] = number
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def finetune(work, data_dir, init, config, seed, epochs, args) -> float:
+    from electra_tf.finetuner import FinetuneOptions, run_finetuning
+
+    pretrained = init is not None
+    history = run_finetuning(
+        FinetuneOptions(
+            data_dir=data_dir,
+            model_dir=tempfile.mkdtemp(dir=work, prefix="ft-run-"),
+            init_checkpoint=init,
+            config=None if pretrained else config,
+            learning_rate=args.finetune_lr if pretrained else args.random_init_lr,
+            layerwise_lr_decay=args.layerwise_lr_decay if pretrained else 1.0,
+            num_train_epochs=epochs,
+            train_batch_size=32,
+            seed=seed,
+            log_every_steps=100_000,
+        ),
+        stream=io.StringIO(),
+    )
+    with open(os.path.join(data_dir, "finetune_info.json")) as f:
+        metric = json.load(f)["main_metric"]
+    return float(history["evaluations"][-1][metric])  # the FINAL checkpoint
+
+
+def summarise(values: list[float]) -> dict:
+    return {
+        "mean": statistics.mean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "runs": values,
+    }
+
+
+def plot(curves: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    panels = (
+        ("disc_auc", "held-out discriminator AUC (ELECTRA)"),
+        ("gen_accuracy|mlm_accuracy", "held-out masked-token accuracy"),
+        ("hidden_spread", "held-out hidden-state spread (collapse: -> 0)"),
+    )
+    for ax, (keys, title) in zip(axes, panels):
+        for name, run in curves.items():
+            for key in keys.split("|"):
+                points = [(c["pflops"], c[key]) for c in run if key in c]
+                if points:
+                    xs, ys = zip(*points)
+                    label = f"{name} ({'generator' if key == 'gen_accuracy' else key})"
+                    ax.plot(xs, ys, marker="o", label=label if "|" in keys else name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("pre-training PFLOPs")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of every stage")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--pretrain_steps", type=int, default=None)
+    parser.add_argument("--num_layers", type=int, default=4)
+    parser.add_argument("--hidden_size", type=int, default=128)
+    parser.add_argument("--generator_fraction", type=float, default=0.25)
+    parser.add_argument("--pretrain_lr", type=float, default=1e-3)
+    parser.add_argument("--finetune_lr", type=float, default=3e-4)
+    parser.add_argument("--random_init_lr", type=float, default=1e-3)
+    parser.add_argument("--layerwise_lr_decay", type=float, default=0.8)
+    parser.add_argument(
+        "--electra_options",
+        default="{}",
+        help="JSON of extra PretrainOptions for ELECTRA (e.g. embedding_sharing)",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work_dir", default=None)
+    parser.add_argument("--out", default=os.path.join(HERE, "results_learning.json"))
+    parser.add_argument("--plot", default=os.path.join(HERE, "learning_curves.png"))
+    args = parser.parse_args()
+    if not os.path.isdir(SHARED):
+        sys.exit(f"shared data not found at {SHARED} (set ELECTRA_SHARED_DATA)")
+    sys.path.insert(0, REPO)
+    from electra_tf.config import ElectraConfig
+
+    budget = QUICK if args.quick else FULL
+    if args.seeds:
+        budget = dataclasses.replace(budget, seeds=args.seeds)
+    if args.pretrain_steps:
+        budget = dataclasses.replace(budget, pretrain_steps=args.pretrain_steps)
+    extra = json.loads(args.electra_options)
+    work = args.work_dir or tempfile.mkdtemp(prefix="electra-learning-")
+    t0 = time.time()
+    data = prepare_data(work, budget)
+    config = ElectraConfig.from_preset(
+        "small",
+        vocab_size=30522,
+        num_layers=args.num_layers,
+        hidden_size=args.hidden_size,
+        num_heads=max(1, args.hidden_size // 64),
+        intermediate_size=4 * args.hidden_size,
+        embedding_size=128,
+        generator_fraction=args.generator_fraction,
+        max_position_embeddings=budget.seq_len,
+    )
+    masked = int(round(0.15 * budget.seq_len)) * budget.batch
+    flops = {
+        objective: step_flops(config, objective, budget.batch, budget.seq_len, masked)
+        for objective in ("electra", "mlm")
+    }
+    mlm_steps = int(round(budget.pretrain_steps * flops["electra"] / flops["mlm"]))
+    runs = {
+        "electra": pretrain(work, config, "electra", budget.pretrain_steps, budget, args, extra),
+        "mlm": pretrain(work, config, "mlm", mlm_steps, budget, args, extra),
+    }
+    for objective, run in runs.items():
+        for point in run["curve"]:
+            point["pflops"] = point["step"] * flops[objective] / 1e15
+    starts = {
+        "random init": None,
+        "ELECTRA": runs["electra"]["model_dir"],
+        "MLM": runs["mlm"]["model_dir"],
+    }
+    epochs = {"sst2": budget.sst_epochs, "sst2_1k": budget.subset_epochs, "wnut": budget.ner_epochs}
+    scores: dict[str, dict] = {}
+    for task, data_dir in data.items():
+        for name, init in starts.items():
+            values = [
+                finetune(work, data_dir, init, config, seed, epochs[task], args)
+                for seed in range(budget.seeds)
+            ]
+            scores.setdefault(task, {})[name] = summarise(values)
+            print(f"{task:8s} {name:12s} {summarise(values)}", flush=True)
+    with open(os.path.join(SHARED, "sst2_like", "dev.tsv"), encoding="utf-8") as f:
+        dev_labels = [line.rstrip("\n").split("\t")[-1] for line in list(f)[1:] if line.strip()]
+    majority = max(dev_labels.count("0"), dev_labels.count("1")) / len(dev_labels)
+    out = {
+        "budget": dataclasses.asdict(budget),
+        "model": config.to_dict(),
+        "electra_options": extra,
+        "learning_rates": {
+            "pretrain": args.pretrain_lr,
+            "finetune_pretrained": args.finetune_lr,
+            "finetune_random_init": args.random_init_lr,
+            "layerwise_lr_decay": args.layerwise_lr_decay,
+        },
+        "step_flops": flops,
+        "pretraining": {
+            k: {kk: vv for kk, vv in v.items() if kk != "model_dir"} for k, v in runs.items()
+        },
+        "finetuning": scores,
+        "sst2_dev_majority_class": majority,
+        "metrics": {"sst2": "accuracy", "sst2_1k": "accuracy", "wnut": "entity F1"},
+        "seconds": time.time() - t0,
+    }
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2)
+    plot({k: v["curve"] for k, v in runs.items()}, args.plot)
+    print(json.dumps(out["finetuning"], indent=2))
+    print(f"wrote {args.out} and {args.plot} in {out['seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

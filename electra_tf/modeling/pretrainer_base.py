@@ -1,0 +1,214 @@
+"""The train/test step every pre-training objective shares.
+
+An objective (`ElectraPretrainer`, `MlmPretrainer`) defines its towers, its
+forward pass and its metrics; this base owns what must be right once for all
+of them under any strategy:
+
+* Losses are normalised by GLOBAL counts (masked tokens, real tokens)
+  gathered across replicas before the forward pass, so each replica's loss is
+  its share of the global mean and summed gradients are the global-batch
+  gradient, whatever the replica count. Keras 3 does not scale a custom
+  step's loss, and `optimizer.apply` all-reduces by SUM.
+* Gradients are all-reduced here, clipped to the global norm once, then
+  applied with the optimizer's own all-reduce disabled. Keras'
+  `global_clipnorm` would clip each replica's partial gradient before the
+  all-reduce (measured: an update norm of twice the clip on 2 replicas).
+* Gradient accumulation splits the local batch into micro-batches whose
+  summed gradients equal the whole batch's.
+* Randomness inside the step is keyed by (seed, step, global row), so it is
+  reproducible, resumable with no extra state, and the same whatever the
+  number of replicas or micro-batches.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_SUM = tf.distribute.ReduceOp.SUM
+EVAL_ONLY_METRICS = ("hidden_spread",)
+
+
+def replica_id() -> tf.Tensor:
+    """This replica's index in its sync group (0 outside a strategy)."""
+    ctx = tf.distribute.get_replica_context()
+    rid = 0 if ctx is None else ctx.replica_id_in_sync_group
+    return tf.cast(rid, tf.int32)
+
+
+def all_reduce_sum(value):
+    """Sums `value` (a tensor or a list of them) over replicas."""
+    ctx = tf.distribute.get_replica_context()
+    return value if ctx is None else ctx.all_reduce(_SUM, value)
+
+
+class PretrainerBase(keras.Model):
+    """Shared step machinery of the pre-training objectives.
+
+    A subclass defines:
+
+    * `_forward(batch, seed, num_masked, num_tokens, training, row_offset,
+      step)`: a dict with at least "loss" (this replica's share of the global
+      mean loss);
+    * `_update_metrics(out)` and `_metric_list()`;
+    * `_total_loss(logs)`: the logged loss from the metric means;
+    * `export_towers()`: the standalone models written beside each
+      checkpoint, by directory name.
+
+    Args:
+        seed: Base seed of the randomness inside the step.
+        grad_accum_steps: Split each batch into this many micro-batches and
+            apply one update with their summed gradients.
+        clip_norm: Global-norm gradient clip (1.0); 0 disables it.
+        jit_compile: XLA-compile the forward+backward pass (no collectives
+            inside, so it composes with any strategy).
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        grad_accum_steps: int = 1,
+        clip_norm: float = 1.0,
+        jit_compile: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if grad_accum_steps < 1:
+            raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
+        self.seed = int(seed)
+        self.grad_accum_steps = int(grad_accum_steps)
+        self.clip_norm = float(clip_norm)
+        self.jit_inner = bool(jit_compile)
+        self._grad_fn = tf.function(
+            self._loss_and_grads, jit_compile=self.jit_inner, reduce_retracing=True
+        )
+
+    # --- building --------------------------------------------------------------
+
+    def build_all(self) -> None:
+        """Creates model, optimizer and metric variables (call in the strategy scope)."""
+        if not self.built:
+            self.build()
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' version pulls a batch off the iterator under a strategy (which
+        # would shift the data by one batch per fit call) and fails under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20329). This model is
+        # built explicitly by build_all() in the strategy scope instead.
+        if not self.built:
+            raise ValueError("call build_all() in the strategy scope before fit()")
+
+    @property
+    def metrics(self):
+        return self._metric_list()
+
+    # --- steps -----------------------------------------------------------------------
+
+    def _loss_and_grads(self, batch, seed, num_masked, num_tokens, row_offset, step):
+        with tf.GradientTape() as tape:
+            out = self._forward(
+                batch,
+                seed,
+                num_masked,
+                num_tokens,
+                training=True,
+                row_offset=row_offset,
+                step=step,
+            )
+            loss = out["loss"]
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(loss, self.trainable_variables)
+        return grads, out
+
+    def _logs(self, training: bool):
+        logs = {m.name: m.result() for m in self.metrics}
+        logs["loss"] = self._total_loss(logs)
+        if training:  # measured on held-out batches only
+            logs = {k: v for k, v in logs.items() if k not in EVAL_ONLY_METRICS}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces per-replica logs with a concat that rejects scalars
+            # under MWMS (tensorflow/tensorflow#72388): give them a batch axis.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
+
+    def _global_counts(self, data):
+        num_masked = all_reduce_sum(tf.reduce_sum(tf.cast(data["masked_lm_weights"], tf.float32)))
+        num_tokens = all_reduce_sum(tf.reduce_sum(tf.cast(data["input_mask"], tf.float32)))
+        return num_masked, num_tokens
+
+    def train_step(self, data):
+        num_masked, num_tokens = self._global_counts(data)
+        step = tf.cast(self.optimizer.iterations, tf.int32)
+        seed = tf.stack([step, tf.constant(self.seed, tf.int32)])
+        local_batch = tf.shape(data["input_ids"])[0]
+        micro_size = local_batch // self.grad_accum_steps
+        first_row = replica_id() * local_batch  # this replica's rows of the global batch
+        if self.grad_accum_steps == 1:
+            micro_batches = [data]
+        else:
+            split = {k: tf.split(v, self.grad_accum_steps, axis=0) for k, v in data.items()}
+            micro_batches = [
+                {k: v[i] for k, v in split.items()} for i in range(self.grad_accum_steps)
+            ]
+        grads = None
+        for i, micro in enumerate(micro_batches):
+            g, out = self._grad_fn(
+                micro, seed, num_masked, num_tokens, first_row + i * micro_size, step
+            )
+            # Embedding gradients come as IndexedSlices with one slice per
+            # token occurrence; the global norm of those slices is not the norm
+            # of the gradient (repeated ids are not summed), so clip on dense.
+            g = [tf.convert_to_tensor(x) for x in g]
+            grads = g if grads is None else [a + b for a, b in zip(grads, g)]
+            self._update_metrics(out)
+        grads = all_reduce_sum(grads)
+        if self.clip_norm > 0:
+            clip = self.clip_norm
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                # Gradients are scaled by the loss scale: clip at the scaled norm.
+                clip = self.optimizer.scale_loss(tf.constant(clip, tf.float32))
+            grads, _ = tf.clip_by_global_norm(grads, clip)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._logs(training=True)
+
+    def test_step(self, data):
+        num_masked, num_tokens = self._global_counts(data)
+        seed = tf.stack([tf.constant(-1, tf.int32), tf.constant(self.seed, tf.int32)])
+        first_row = replica_id() * tf.shape(data["input_ids"])[0]
+        out = self._forward(
+            data, seed, num_masked, num_tokens, training=False, row_offset=first_row, step=None
+        )
+        self._update_metrics(out)
+        return self._logs(training=False)
+
+    def call(self, inputs, training=False):
+        num_masked = tf.reduce_sum(tf.cast(inputs["masked_lm_weights"], tf.float32))
+        num_tokens = tf.reduce_sum(tf.cast(inputs["input_mask"], tf.float32))
+        seed = tf.constant([0, self.seed], tf.int32)
+        return self._forward(inputs, seed, num_masked, num_tokens, training)
+
+
+def hidden_spread(hidden: tf.Tensor, token_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Sums for the spread of hidden states across the real tokens of a batch.
+
+    A collapsed encoder maps every token to nearly the same vector; this
+    measures how far that has gone, scale-free: spread^2 = E||h - E[h]||^2 /
+    E||h||^2 over real tokens, 1 for uncorrelated states, 0 for constant ones.
+
+    Args:
+        hidden: float [B, L, H] final hidden states.
+        token_weights: float [B, L], 1 for real tokens.
+
+    Returns:
+        (spread of this batch, number of real tokens it covers).
+    """
+    hidden = tf.cast(hidden, tf.float32)
+    w = tf.cast(token_weights, tf.float32)[:, :, None]
+    count = tf.reduce_sum(w)
+    mean = tf.math.divide_no_nan(tf.reduce_sum(hidden * w, axis=[0, 1]), count)
+    centred = tf.reduce_sum(tf.square(hidden - mean) * w)
+    total = tf.reduce_sum(tf.square(hidden) * w)
+    return tf.sqrt(tf.math.divide_no_nan(centred, total)), count
