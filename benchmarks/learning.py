@@ -65,7 +65,7 @@ class Budget:
     subset: int
 
 
-FULL = Budget(3000, 32, 128, 250, 20, 3, 2.0, 10.0, 5.0, 1000)
+FULL = Budget(1500, 32, 128, 250, 20, 3, 2.0, 10.0, 5.0, 1000)
 QUICK = Budget(60, 16, 64, 30, 4, 2, 0.2, 1.0, 0.5, 1000)
 
 
@@ -167,10 +167,10 @@ def prepare_data(work: str, budget: Budget) -> dict[str, str]:
 # --- runs -------------------------------------------------------------------------
 
 
-def pretrain(work, config, objective, steps, budget, args, extra) -> dict:
+def pretrain(work, name, config, objective, steps, budget, args, extra) -> dict:
     from electra_tf.trainer import PretrainOptions, run_pretraining
 
-    model_dir = os.path.join(work, f"pretrain-{objective}")
+    model_dir = os.path.join(work, "pretrain-" + "".join(c if c.isalnum() else "_" for c in name))
     t0 = time.time()
     options = PretrainOptions(
         config=config,
@@ -190,14 +190,13 @@ def pretrain(work, config, objective, steps, budget, args, extra) -> dict:
         num_eval_steps=budget.eval_batches,
         shuffle_buffer=5000,
         seed=args.seed,
-        **(extra if objective == "electra" else {}),
+        **extra,
     )
-    # The last interval may be short: log and save on its grid.
-    options.log_every_steps = options.eval_every_steps = budget.eval_every
     results = run_pretraining(options, stream=sys.stdout)
-    curve = []
-    for event in _eval_events(model_dir):
-        curve.append(event)
+    curve = _eval_events(model_dir)
+    start = results.get("eval_at_start") or {}
+    if start.get("hidden_spread") is not None:  # the initialisation, measured before step 1
+        curve.insert(0, {"step": 0, "hidden_spread": start["hidden_spread"]})
     return {
         "model_dir": model_dir,
         "steps": steps,
@@ -297,9 +296,10 @@ def main() -> None:
     parser.add_argument("--random_init_lr", type=float, default=1e-3)
     parser.add_argument("--layerwise_lr_decay", type=float, default=0.8)
     parser.add_argument(
-        "--electra_options",
-        default="{}",
-        help="JSON of extra PretrainOptions for ELECTRA (e.g. embedding_sharing)",
+        "--electra_variants",
+        default='{"ELECTRA": {}}',
+        help="JSON: name -> extra PretrainOptions of each ELECTRA run to compare, e.g. "
+        '\'{"ELECTRA": {}, "ELECTRA no sharing": {"embedding_sharing": "none"}}\'',
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work_dir", default=None)
@@ -316,8 +316,9 @@ def main() -> None:
         budget = dataclasses.replace(budget, seeds=args.seeds)
     if args.pretrain_steps:
         budget = dataclasses.replace(budget, pretrain_steps=args.pretrain_steps)
-    extra = json.loads(args.electra_options)
+    variants = json.loads(args.electra_variants)
     work = args.work_dir or tempfile.mkdtemp(prefix="electra-learning-")
+    os.makedirs(work, exist_ok=True)
     t0 = time.time()
     data = prepare_data(work, budget)
     config = ElectraConfig.from_preset(
@@ -338,17 +339,14 @@ def main() -> None:
     }
     mlm_steps = int(round(budget.pretrain_steps * flops["electra"] / flops["mlm"]))
     runs = {
-        "electra": pretrain(work, config, "electra", budget.pretrain_steps, budget, args, extra),
-        "mlm": pretrain(work, config, "mlm", mlm_steps, budget, args, extra),
+        name: pretrain(work, name, config, "electra", budget.pretrain_steps, budget, args, extra)
+        for name, extra in variants.items()
     }
-    for objective, run in runs.items():
+    runs["MLM"] = pretrain(work, "MLM", config, "mlm", mlm_steps, budget, args, {})
+    for name, run in runs.items():
         for point in run["curve"]:
-            point["pflops"] = point["step"] * flops[objective] / 1e15
-    starts = {
-        "random init": None,
-        "ELECTRA": runs["electra"]["model_dir"],
-        "MLM": runs["mlm"]["model_dir"],
-    }
+            point["pflops"] = point["step"] * flops["mlm" if name == "MLM" else "electra"] / 1e15
+    starts = {"random init": None, **{name: run["model_dir"] for name, run in runs.items()}}
     epochs = {"sst2": budget.sst_epochs, "sst2_1k": budget.subset_epochs, "wnut": budget.ner_epochs}
     scores: dict[str, dict] = {}
     for task, data_dir in data.items():
@@ -365,7 +363,7 @@ def main() -> None:
     out = {
         "budget": dataclasses.asdict(budget),
         "model": config.to_dict(),
-        "electra_options": extra,
+        "electra_variants": variants,
         "learning_rates": {
             "pretrain": args.pretrain_lr,
             "finetune_pretrained": args.finetune_lr,

@@ -28,6 +28,7 @@ from typing import Any
 from absl import app, flags, logging
 
 from data_prep import finetune_readers as readers
+from electra_tf import console
 from electra_tf.finetune_data import IGNORE, INFO_FILE
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.tokenizer import WordPieceTokenizer
@@ -390,6 +391,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     define_flags()
     app.run(main)
 

@@ -29,7 +29,7 @@ from absl import app, flags
 
 from data_prep import text_source
 from data_prep.packing import SequencePacker
-from electra_tf import records
+from electra_tf import console, records
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
 from electra_tf.vocab import Vocab
@@ -510,6 +510,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     define_flags()
     app.run(main)
 

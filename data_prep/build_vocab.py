@@ -23,6 +23,7 @@ import time
 from absl import app, flags
 
 from data_prep import text_source
+from electra_tf import console
 from electra_tf.io_utils import atomic_write_text
 from electra_tf.vocab import SPECIAL_TOKENS
 
@@ -129,6 +130,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     define_flags()
     app.run(main)
 

@@ -20,6 +20,7 @@ import warnings
 
 from absl import app, flags
 
+from electra_tf import console
 from electra_tf.io_utils import atomic_write_text
 
 FLAGS = flags.FLAGS
@@ -107,6 +108,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     define_flags()
     app.run(main)
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from electra_tf import console
 from electra_tf.config import ElectraConfig
 
 TEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
@@ -436,6 +437,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     from absl import app
 
     from electra_tf import flags as electra_flags

@@ -14,6 +14,7 @@ import sys
 
 from absl import app, logging
 
+from electra_tf import console
 from electra_tf import flags as electra_flags
 
 FLAGS = electra_flags.FLAGS
@@ -52,6 +53,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     electra_flags.define_pretrain_flags()
     app.run(main)
 

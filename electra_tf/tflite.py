@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from electra_tf import console
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.tokenizer import WordPieceTokenizer
 
@@ -258,6 +259,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     from absl import app
 
     from electra_tf import flags as electra_flags

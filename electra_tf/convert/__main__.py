@@ -19,6 +19,7 @@ import sys
 
 from absl import app, logging
 
+from electra_tf import console
 from electra_tf import flags as electra_flags
 
 FLAGS = electra_flags.FLAGS
@@ -110,6 +111,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    console.install()  # before TensorFlow starts logging
     electra_flags.define_convert_flags()
     app.run(main)
 

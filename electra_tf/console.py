@@ -1,0 +1,88 @@
+"""A readable console for the command-line entry points.
+
+TensorFlow prints start-up lines that say nothing to a user of this package:
+on a machine without a GPU every process logs `failed call to cuInit` at
+ERROR level (so `TF_CPP_MIN_LOG_LEVEL=2` does not hide it, and level 3 would
+hide real errors too), plus oneDNN and XLA notices; a fresh matplotlib
+announces its font cache. `install()` runs before TensorFlow is imported and
+drops exactly those lines from standard error; every other line passes
+through unchanged, in order. `ELECTRA_TF_VERBOSE=1` turns the filter off.
+
+The entry points call `install()` first thing in `run()`: the noisy lines
+come when TensorFlow first touches a device, after import. (The package's
+`__init__` sets `TF_CPP_MIN_LOG_LEVEL=1` if unset, which keeps the C++ INFO
+lines of the import itself away.)
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import sys
+import threading
+
+# Each pattern is a known, harmless start-up message; nothing else is dropped.
+NOISE = re.compile(
+    rb"failed call to cuInit"
+    rb"|Unable to register cu(DNN|FFT|BLAS) factory"
+    rb"|computation placer already registered"
+    rb"|oneDNN custom operations are on"
+    rb"|This TensorFlow binary is optimized to use available CPU instructions"
+    rb"|To enable the following instructions: .* rebuild TensorFlow"
+    rb"|All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|Compiled cluster using XLA!"
+    rb"|Matplotlib is building the font cache"
+)
+
+_state: dict = {}
+
+
+def is_noise(line: bytes) -> bool:
+    """True for a known start-up message (a line of standard error, without its newline)."""
+    return bool(NOISE.search(line))
+
+
+def install() -> None:
+    """Filters the known start-up noise out of file descriptor 2 for this process.
+
+    C++ logging writes to the descriptor directly, so the filter sits there:
+    standard error becomes a pipe whose reader forwards every line that is not
+    noise to the original stream. At exit the original stream is restored and
+    the reader drains what is left.
+    """
+    if _state or os.environ.get("ELECTRA_TF_VERBOSE"):
+        return
+    try:
+        original = os.dup(2)
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+    except OSError:  # no usable descriptor 2 (a daemon, an odd launcher): leave it be
+        return
+
+    def pump() -> None:
+        pending = b""
+        while True:
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            kept = [line + b"\n" for line in lines if not is_noise(line)]
+            if kept:
+                os.write(original, b"".join(kept))
+        if pending and not is_noise(pending):
+            os.write(original, pending)
+        os.close(read_fd)
+
+    reader = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    reader.start()
+    _state.update(original=original, reader=reader)
+    atexit.register(_restore)
+
+
+def _restore() -> None:
+    sys.stderr.flush()
+    os.dup2(_state["original"], 2)  # drops this process's write end: the reader sees EOF
+    _state["reader"].join(timeout=5)
