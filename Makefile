@@ -28,8 +28,9 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# The unit tier: no ../shared/data, no long training runs.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not integration"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-# One pinned set that installs together on Python 3.11 (see PITFALLS.md):
+# One pinned set that installs together on Python 3.11 (docs/pitfalls.md):
 # tf-models-official 2.20 requires tensorflow~=2.20 and tensorflow-text~=2.20.
 INSTALL_REQUIRES = [
     "tensorflow==2.20.0",

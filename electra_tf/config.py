@@ -73,8 +73,9 @@ class ElectraConfig:
         num_heads: Discriminator attention heads.
         intermediate_size: Discriminator feed-forward width.
         embedding_size: Width of the shared embeddings.
-        hidden_act: "gelu" (exact, as Hugging Face), "gelu_approximate" (tanh,
-            as the Google TF1 code) or "relu".
+        hidden_act: "gelu" (the exact erf form, as google-research/electra
+            and Hugging Face's "gelu"), "gelu_approximate" (the tanh
+            approximation, Hugging Face's "gelu_new") or "relu".
         dropout: Dropout on embeddings, attention probabilities and hidden
             states (one rate, as keras-hub's TransformerEncoder and the
             released models use).

@@ -10,7 +10,7 @@
 
 Both optimizers expect gradients that are already all-reduced and clipped:
 the train step sums gradients over replicas, clips the global norm once and
-then applies (PITFALLS.md: Keras' own all-reduce happens after per-replica
+then applies (docs/pitfalls.md: Keras' own all-reduce happens after per-replica
 clipping, which scales the clip by the replica count).
 """
 

@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 
 # --- A tf.train.Example encoder ---------------------------------------------
 # Building tf.train.Example protos in Python costs ~60 µs a record and is the
-# bottleneck of data_prep (PITFALLS.md). The wire format of an Example with
+# bottleneck of data_prep (docs/pitfalls.md). The wire format of an Example with
 # packed int64/float lists is simple enough to emit directly with numpy.
 # tests/test_records.py checks the bytes parse back to the same values with
 # TensorFlow's own parser.

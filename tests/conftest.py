@@ -25,6 +25,13 @@ def _find_shared_data() -> pathlib.Path | None:
     return None
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests on the real data are the integration tier (`make test-fast` leaves them out)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
     """../shared/data, or skip with a clear message when it is absent."""

@@ -147,8 +147,10 @@ def test_google_tf1_checkpoint_imports_exactly(tmp_path):
     from electra_tf.convert import google, weight_map
     from electra_tf.modeling import ElectraPretrainer
 
+    # The reference computes GELU with erf (model/modeling.py), so the import
+    # must build "gelu", not the tanh approximation.
     config = ElectraConfig.from_preset(
-        "tiny", vocab_size=120, hidden_act="gelu_approximate", dropout=0.0, generator_fraction=1.0
+        "tiny", vocab_size=120, hidden_act="gelu", dropout=0.0, generator_fraction=1.0
     )  # a "++"-style full-size generator
     ref = ElectraPretrainer(config)
     ref.build()
@@ -162,6 +164,7 @@ def test_google_tf1_checkpoint_imports_exactly(tmp_path):
     prefix = _write_tf1_checkpoint(weights, tmp_path / "model.ckpt", slots)
 
     both = google.load(prefix, "both")
+    assert both.config.hidden_act == "gelu"
     imported = weight_map.export(weight_map.pretrainer_entries(both))
     assert imported.keys() == weights.keys()
     for name in weights:

@@ -90,7 +90,7 @@ def test_mirrored_over_two_cpus_matches_the_default_strategy(masked_data, tmp_pa
 
 def test_mirrored_with_xla_and_bfloat16(masked_data, tmp_path):
     # XLA compiles only the forward+backward pass (no collectives inside), so it
-    # composes with MirroredStrategy on CPU (PITFALLS: a jitted step would not).
+    # composes with MirroredStrategy on CPU (docs/pitfalls.md: a jitted step would not).
     run = _start(
         _options(
             masked_data,

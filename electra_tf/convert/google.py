@@ -2,8 +2,9 @@
 
 Sizes are read off the variable shapes: hidden and intermediate widths, the
 number of layers of each tower, embedding and vocab sizes; heads follow the
-reference rule `max(1, hidden // 64)` (true of every released model). The
-released models use the tanh approximation of GELU.
+reference rule `max(1, hidden // 64)` (true of every released model). GELU
+is the exact erf form, as the reference's `model/modeling.py` computes it
+(`0.5 * x * (1 + erf(x / sqrt(2)))`) for the encoder and both heads.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def config_from_checkpoint(shapes: dict, source: str) -> ElectraConfig:
         num_layers=main["layers"],
         num_heads=main["heads"],
         intermediate_size=main["inner"],
-        hidden_act="gelu_approximate",
+        hidden_act="gelu",
         max_position_embeddings=shapes["electra/embeddings/position_embeddings"][0],
         type_vocab_size=shapes["electra/embeddings/token_type_embeddings"][0],
     )
