@@ -283,6 +283,39 @@ def plot(curves: dict, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def markdown(out: dict) -> str:
+    """The fine-tuning table and the pre-training end points, as in the README."""
+    tasks = [("sst2", "SST-2-like, full (acc.)"), ("sst2_1k", "SST-2-like, 1,000 ex. (acc.)"),
+             ("wnut", "WNUT-16 (entity F1)")]  # fmt: skip
+    starts = list(out["finetuning"]["sst2"])
+    lines = ["| start | " + " | ".join(t for _, t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for start in starts:
+        cells = []
+        for task, _ in tasks:
+            r = out["finetuning"][task][start]
+            cells.append(f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}")
+        lines.append(f"| {start} | " + " | ".join(cells) + " |")
+    lines += ["", "| pre-training | steps | PFLOPs | held-out end point | hidden spread (start -> end) |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name, run in out["pretraining"].items():
+        objective = "mlm" if name == "MLM" else "electra"
+        final = run["final_eval"]
+        point = (
+            f"MLM accuracy {final['mlm_accuracy']:.3f}"
+            if objective == "mlm"
+            else f"disc AUC {final['disc_auc']:.3f}, generator accuracy {final['gen_accuracy']:.3f}"
+        )
+        start = (run.get("start_eval") or {}).get("hidden_spread")
+        spread = (
+            f"{start:.2f} -> {final['hidden_spread']:.2f}"
+            if start
+            else f"{final['hidden_spread']:.2f}"
+        )
+        pflops = run["steps"] * out["step_flops"][objective] / 1e15
+        lines.append(f"| {name} | {run['steps']} | {pflops:.2f} | {point} | {spread} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of every stage")
@@ -305,7 +338,14 @@ def main() -> None:
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--out", default=os.path.join(HERE, "results_learning.json"))
     parser.add_argument("--plot", default=os.path.join(HERE, "learning_curves.png"))
+    parser.add_argument(
+        "--render", action="store_true", help="only print the tables of an existing --out file"
+    )
     args = parser.parse_args()
+    if args.render:
+        with open(args.out) as f:
+            print(markdown(json.load(f)))
+        return
     if not os.path.isdir(SHARED):
         sys.exit(f"shared data not found at {SHARED} (set ELECTRA_SHARED_DATA)")
     sys.path.insert(0, REPO)
@@ -382,7 +422,7 @@ def main() -> None:
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     plot({k: v["curve"] for k, v in runs.items()}, args.plot)
-    print(json.dumps(out["finetuning"], indent=2))
+    print(markdown(out))
     print(f"wrote {args.out} and {args.plot} in {out['seconds'] / 60:.1f} min")
 
 

@@ -397,16 +397,16 @@ _BASELINE_BATCHES = 10
 def _collapse_baseline(model, eval_dataset, options, logger, step: int, chief: bool) -> None:
     """The held-out hidden-state spread at initialisation, which collapse is judged against.
 
-    Measured once on a fresh run (a few eval batches) and kept in model_dir,
-    so a resumed run compares with the same baseline.
+    Measured on a fresh run (a few eval batches; every worker takes part, as
+    evaluation is collective) and kept in model_dir by the chief, so a
+    resumed run compares with the same baseline.
     """
     path = os.path.join(options.model_dir, BASELINE_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            logger.check_collapse(float(json.load(f)["hidden_spread"]))
-        return
     if step > 0:
-        return  # resumed from a run that never measured it
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                logger.check_collapse(float(json.load(f)["hidden_spread"]))
+        return
     logs = model.evaluate(
         eval_dataset(),
         steps=min(_BASELINE_BATCHES, options.num_eval_steps),

@@ -11,6 +11,19 @@ from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.initializers import activation, truncated_normal
 
 
+def tied_mlm_head(config: ElectraConfig, token_embedding, **kwargs) -> MaskedLMHead:
+    """BERT's MLM head (dense to `embedding_size`, activation, LayerNorm) whose
+    output projection is the transposed `token_embedding` table plus a bias."""
+    return MaskedLMHead(
+        vocabulary_size=config.vocab_size,
+        token_embedding=token_embedding,
+        intermediate_activation=activation(config.hidden_act),
+        layer_norm_epsilon=config.layer_norm_epsilon,
+        kernel_initializer=truncated_normal(config.initializer_range),
+        **kwargs,
+    )
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraGenerator(keras.Model):
     """A masked language model (Hugging Face `ElectraForMaskedLM`).
@@ -48,12 +61,9 @@ class ElectraGenerator(keras.Model):
         self.backbone = ElectraBackbone(
             config, "generator", embeddings=embeddings, dtype=self.dtype_policy, name="generator"
         )
-        self.head = MaskedLMHead(
-            vocabulary_size=config.vocab_size,
-            token_embedding=self.backbone.embeddings.token_embedding,
-            intermediate_activation=activation(config.hidden_act),
-            layer_norm_epsilon=config.layer_norm_epsilon,
-            kernel_initializer=truncated_normal(config.initializer_range),
+        self.head = tied_mlm_head(
+            config,
+            self.backbone.embeddings.token_embedding,
             dtype=self.dtype_policy,
             name="generator_predictions",
         )

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras_hub.layers import MaskedLMHead
 
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling.discriminator import ElectraDiscriminator
-from electra_tf.modeling.initializers import activation, truncated_normal
+from electra_tf.modeling.generator import tied_mlm_head
 from electra_tf.modeling.pretrainer_base import PretrainerBase, hidden_spread
 
 
@@ -27,7 +26,8 @@ class MlmPretrainer(PretrainerBase):
 
     Args:
         config: The model's `ElectraConfig` (the generator sizes are unused).
-        seed, grad_accum_steps, clip_norm, jit_compile: See `PretrainerBase`.
+        **kwargs: `seed`, `grad_accum_steps`, `clip_norm`, `jit_compile` (see
+            `PretrainerBase`) and Keras' `name`, `dtype`.
 
     Inputs: as `ElectraPretrainer` (`input_ids` already masked by the
     pipeline, `masked_lm_*` naming the originals).
@@ -39,34 +39,17 @@ class MlmPretrainer(PretrainerBase):
         0
     """
 
-    def __init__(
-        self,
-        config: ElectraConfig,
-        seed: int = 0,
-        grad_accum_steps: int = 1,
-        clip_norm: float = 1.0,
-        jit_compile: bool = False,
-        **kwargs,
-    ):
+    def __init__(self, config: ElectraConfig, **kwargs):
         kwargs.setdefault("name", "mlm_pretrainer")
-        super().__init__(
-            seed=seed,
-            grad_accum_steps=grad_accum_steps,
-            clip_norm=clip_norm,
-            jit_compile=jit_compile,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.config = config
         self.discriminator = ElectraDiscriminator(config, dtype=self.dtype_policy)
         # The replaced-token head is kept only so the saved tower has the
         # discriminator's layout; it takes no part in this objective.
         self.discriminator.head.trainable = False
-        self.mlm_head = MaskedLMHead(
-            vocabulary_size=config.vocab_size,
-            token_embedding=self.discriminator.embeddings.token_embedding,
-            intermediate_activation=activation(config.hidden_act),
-            layer_norm_epsilon=config.layer_norm_epsilon,
-            kernel_initializer=truncated_normal(config.initializer_range),
+        self.mlm_head = tied_mlm_head(
+            config,
+            self.discriminator.embeddings.token_embedding,
             dtype=self.dtype_policy,
             name="mlm_predictions",
         )
@@ -126,13 +109,7 @@ class MlmPretrainer(PretrainerBase):
         return {"discriminator": self.discriminator}
 
     def get_config(self):
-        return {
-            "config": self.config.to_dict(),
-            "seed": self.seed,
-            "grad_accum_steps": self.grad_accum_steps,
-            "clip_norm": self.clip_norm,
-            "jit_compile": self.jit_inner,
-        }
+        return {**super().get_config(), "config": self.config.to_dict()}
 
     @classmethod
     def from_config(cls, config):

@@ -48,7 +48,8 @@ class ElectraPretrainer(PretrainerBase):
             segment table for both towers), "disentangled" (DeBERTa-v3's
             GDES: the discriminator reads stop_gradient(shared) + its own
             zero-initialised residual) or "none" (separate embeddings).
-        seed, grad_accum_steps, clip_norm, jit_compile: See `PretrainerBase`.
+        **kwargs: `seed`, `grad_accum_steps`, `clip_norm`, `jit_compile` (see
+            `PretrainerBase`) and Keras' `name`, `dtype`.
 
     Inputs to `fit` / `evaluate`: dicts with int `input_ids` (masked),
     `input_mask`, `segment_ids` [B, L], `masked_lm_positions`,
@@ -69,20 +70,10 @@ class ElectraPretrainer(PretrainerBase):
         temperature_start: float | None = None,
         temperature_anneal_steps: int = 0,
         embedding_sharing: str = "shared",
-        seed: int = 0,
-        grad_accum_steps: int = 1,
-        clip_norm: float = 1.0,
-        jit_compile: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "electra_pretrainer")
-        super().__init__(
-            seed=seed,
-            grad_accum_steps=grad_accum_steps,
-            clip_norm=clip_norm,
-            jit_compile=jit_compile,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         if embedding_sharing not in EMBEDDING_SHARING:
             raise ValueError(
                 f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}"
@@ -251,6 +242,7 @@ class ElectraPretrainer(PretrainerBase):
 
     def get_config(self):
         return {
+            **super().get_config(),
             "config": self.config.to_dict(),
             "gen_weight": self.gen_weight,
             "disc_weight": self.disc_weight,
@@ -258,10 +250,6 @@ class ElectraPretrainer(PretrainerBase):
             "temperature_start": self.temperature_start,
             "temperature_anneal_steps": self.temperature_anneal_steps,
             "embedding_sharing": self.embedding_sharing,
-            "seed": self.seed,
-            "grad_accum_steps": self.grad_accum_steps,
-            "clip_norm": self.clip_norm,
-            "jit_compile": self.jit_inner,
         }
 
     @classmethod

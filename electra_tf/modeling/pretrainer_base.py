@@ -104,6 +104,14 @@ class PretrainerBase(keras.Model):
     def metrics(self):
         return self._metric_list()
 
+    def get_config(self):
+        return {
+            "seed": self.seed,
+            "grad_accum_steps": self.grad_accum_steps,
+            "clip_norm": self.clip_norm,
+            "jit_compile": self.jit_inner,
+        }
+
     # --- steps -----------------------------------------------------------------------
 
     def _loss_and_grads(self, batch, seed, num_masked, num_tokens, row_offset, step):
