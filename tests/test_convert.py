@@ -210,6 +210,7 @@ def test_keras_hub_backbone_imports(tmp_path):
     _close(ours(x), expected, MASK, tol=1e-5)
 
 
+@pytest.mark.slow  # three CLI processes, each loading TensorFlow
 def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
     import os
     import pathlib

@@ -197,6 +197,7 @@ def test_get_config_round_trips(layer):
     assert type(restored) is type(layer)
 
 
+@pytest.mark.slow  # a subprocess with two logical CPUs
 def test_dropout_masks_differ_between_replicas(tmp_path):
     """Under MirroredStrategy each replica must draw its own mask."""
     script = tmp_path / "replicas.py"
