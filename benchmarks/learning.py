@@ -287,13 +287,13 @@ def markdown(out: dict) -> str:
     """The fine-tuning table and the pre-training end points, as in the README."""
     tasks = [("sst2", "SST-2-like, full (acc.)"), ("sst2_1k", "SST-2-like, 1,000 ex. (acc.)"),
              ("wnut", "WNUT-16 (entity F1)")]  # fmt: skip
-    starts = list(out["finetuning"]["sst2"])
+    starts = ["random init", *out["pretraining"]]
     lines = ["| start | " + " | ".join(t for _, t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     for start in starts:
         cells = []
         for task, _ in tasks:
-            r = out["finetuning"][task][start]
-            cells.append(f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}")
+            r = out["finetuning"].get(task, {}).get(start)
+            cells.append(f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}" if r else "not run")
         lines.append(f"| {start} | " + " | ".join(cells) + " |")
     lines += ["", "| pre-training | steps | PFLOPs | held-out end point | hidden spread (start -> end) |",
               "|---|---|---|---|---|"]  # fmt: skip
