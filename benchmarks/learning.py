@@ -168,7 +168,7 @@ def prepare_data(work: str, budget: Budget) -> dict[str, str]:
 
 
 def pretrain(work, name, config, objective, steps, budget, args, extra) -> dict:
-    from electra_tf.trainer import PretrainOptions, run_pretraining
+    from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
     model_dir = os.path.join(work, "pretrain-" + "".join(c if c.isalnum() else "_" for c in name))
     t0 = time.time()
@@ -224,7 +224,7 @@ def _eval_events(model_dir: str) -> list[dict]:
 
 
 def finetune(work, data_dir, init, config, seed, epochs, args) -> float:
-    from electra_tf.finetuner import FinetuneOptions, run_finetuning
+    from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
 
     pretrained = init is not None
     history = run_finetuning(

@@ -51,9 +51,9 @@ def main() -> None:
     from data_prep.build_finetuning_data import Settings, build
     from electra_tf.config import ElectraConfig
     from electra_tf.convert import huggingface
-    from electra_tf.export import export
-    from electra_tf.finetuner import FinetuneOptions, load_task_model, run_finetuning
-    from electra_tf.tflite import LiteClassifier, convert
+    from electra_tf.finetuning.job import FinetuneOptions, load_task_model, run_finetuning
+    from electra_tf.serving.saved_model import export
+    from electra_tf.serving.tflite import LiteClassifier, convert
 
     torch.set_num_threads(os.cpu_count() or 1)
     work = tempfile.mkdtemp(prefix="serving-bench-")

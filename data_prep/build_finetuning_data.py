@@ -29,7 +29,7 @@ from absl import app, flags, logging
 
 from data_prep import finetune_readers as readers
 from electra_tf import console
-from electra_tf.finetune_data import IGNORE, INFO_FILE
+from electra_tf.finetuning.data import IGNORE, INFO_FILE
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.tokenizer import WordPieceTokenizer
 from electra_tf.vocab import Vocab

@@ -24,8 +24,8 @@ FLAGS = electra_flags.FLAGS
 
 def options_from_flags():
     """FinetuneOptions from the parsed flags (errors name the flag)."""
-    from electra_tf.finetune_data import load_info
-    from electra_tf.finetuner import FinetuneOptions
+    from electra_tf.finetuning.data import load_info
+    from electra_tf.finetuning.job import FinetuneOptions
 
     for name in ("data_dir", "model_dir"):
         if not getattr(FLAGS, name):
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
-    from electra_tf.finetuner import run_finetuning
+    from electra_tf.finetuning.job import run_finetuning
 
     try:
         history = run_finetuning(options_from_flags())

@@ -22,7 +22,7 @@ FLAGS = electra_flags.FLAGS
 
 def options_from_flags():
     """PretrainOptions from the parsed flags (errors name the flag)."""
-    from electra_tf.trainer import PretrainOptions, config_for_init
+    from electra_tf.pretraining.job import PretrainOptions, config_for_init
 
     for name in ("train_data", "model_dir"):
         if not getattr(FLAGS, name):
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # TF's checkpoint INFO lines drown the log.
-    from electra_tf.trainer import run_pretraining
+    from electra_tf.pretraining.job import run_pretraining
 
     try:
         results = run_pretraining(options_from_flags())

@@ -117,7 +117,7 @@ def sst2_classifier(sst2_data, tmp_path_factory) -> str:
     """A `tiny` sentiment classifier fine-tuned from random init (~75% dev accuracy);
     returns its `best/` directory (what export reads)."""
     from electra_tf.config import ElectraConfig
-    from electra_tf.finetuner import FinetuneOptions, run_finetuning
+    from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
 
     model_dir = tmp_path_factory.mktemp("sst2_model")
     run_finetuning(

@@ -26,13 +26,13 @@ def main() -> None:
                 cpu, [tf.config.LogicalDeviceConfiguration()] * n
             )
     from electra_tf.config import ElectraConfig
-    from electra_tf.trainer import PretrainOptions, run_pretraining
+    from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
     values = json.loads(options_json)
     preset = values.pop("config")
     values["config"] = ElectraConfig.from_preset(preset.pop("preset"), **preset)
     captured = {}
-    import electra_tf.trainer as trainer
+    import electra_tf.pretraining.job as trainer
 
     original = trainer.ElectraPretrainer
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from data_prep.build_pretraining_data import Settings, build
-from electra_tf import data as data_lib
+from electra_tf.pretraining import data as data_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAD, CLS, SEP, MASK = 0, 101, 102, 103

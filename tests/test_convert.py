@@ -91,7 +91,7 @@ def test_hf_generator_and_encoder_parity(tmp_path):
 
 def test_export_to_hf_loads_without_missing_or_unexpected_weights(tmp_path):
     from electra_tf.config import ElectraConfig
-    from electra_tf.modeling import ElectraPretrainer
+    from electra_tf.pretraining import ElectraPretrainer
 
     model = ElectraPretrainer(ElectraConfig.from_preset("tiny", vocab_size=120, dropout=0.0))
     model.build()
@@ -145,7 +145,7 @@ def _write_tf1_checkpoint(weights, path, extra=None):
 def test_google_tf1_checkpoint_imports_exactly(tmp_path):
     from electra_tf.config import ElectraConfig
     from electra_tf.convert import google, weight_map
-    from electra_tf.modeling import ElectraPretrainer
+    from electra_tf.pretraining import ElectraPretrainer
 
     # The reference computes GELU with erf (model/modeling.py), so the import
     # must build "gelu", not the tanh approximation.
@@ -253,7 +253,7 @@ def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
 
 def test_fine_tuned_classifier_exports_to_hf_with_parity(tmp_path):
     from electra_tf.config import ElectraConfig
-    from electra_tf.modeling import ElectraTaskModel
+    from electra_tf.finetuning.task_model import ElectraTaskModel
 
     config = ElectraConfig.from_preset(
         "tiny", vocab_size=120, max_position_embeddings=64, hidden_act="gelu"

@@ -258,7 +258,7 @@ def test_parameter_server_is_refused_clearly():
 
 def test_one_device_strategy_trains(masked_data, tmp_path):
     from electra_tf.config import ElectraConfig
-    from electra_tf.trainer import PretrainOptions, run_pretraining
+    from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
     options = _options(
         masked_data,

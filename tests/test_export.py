@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.export import TEXT_OPS, export
-from electra_tf.finetuner import load_task_model, save_for_export
-from electra_tf.modeling import ElectraTaskModel
+from electra_tf.finetuning.job import load_task_model, save_for_export
+from electra_tf.finetuning.task_model import ElectraTaskModel
+from electra_tf.serving.saved_model import TEXT_OPS, export
 from electra_tf.tokenizer import WordPieceTokenizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ def test_tagging_and_pretrained_discriminator(tmp_path, vocab_path, masked_data)
     ]  # fmt: skip
 
     from electra_tf.modeling import ElectraDiscriminator
-    from electra_tf.trainer import save_tower
+    from electra_tf.pretraining.job import save_tower
 
     disc = ElectraDiscriminator(ElectraConfig.from_preset("tiny", **TINY))
     disc.build()
@@ -205,8 +205,8 @@ def test_converted_hf_checkpoint_fine_tunes_and_exports(sst2_data, shared_data, 
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from electra_tf.convert import huggingface
-    from electra_tf.finetuner import FinetuneOptions, run_finetuning
-    from electra_tf.trainer import save_tower
+    from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
+    from electra_tf.pretraining.job import save_tower
 
     torch.manual_seed(0)
     hf_config = transformers.ElectraConfig(

@@ -13,8 +13,8 @@ import pytest
 
 from data_prep.build_finetuning_data import Settings, build
 from electra_tf.config import ElectraConfig
-from electra_tf.finetuner import FinetuneOptions, build_model, load_task_model, run_finetuning
-from electra_tf.trainer import PretrainOptions, run_pretraining
+from electra_tf.finetuning.job import FinetuneOptions, build_model, load_task_model, run_finetuning
+from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEVNULL = io.StringIO()
@@ -151,7 +151,7 @@ def test_squad_fixture_trains_decodes_and_scores(shared_data, vocab_path, tmp_pa
 def test_layerwise_learning_rates_of_a_task_model(sst2, tmp_path):
     config = ElectraConfig.from_preset("tiny", **TINY)  # 2 layers
     options = _options(sst2, tmp_path, config=config, layerwise_lr_decay=0.5)
-    from electra_tf.finetune_data import load_info
+    from electra_tf.finetuning.data import load_info
     from electra_tf.optimization import layerwise_lr_multipliers
 
     model, _ = build_model(options, load_info(sst2))
@@ -221,7 +221,7 @@ def test_squad_v2_with_unanswerable_questions(shared_data, vocab_path, tmp_path)
         "squad_v2", tmp_path / "in", tmp_path / "data", vocab_path, train_file="v2.json",
         dev_file="v2.json", doc_stride=32, max_query_length=24,
     )  # fmt: skip
-    from electra_tf.finetune_data import finetune_dataset, load_info
+    from electra_tf.finetuning.data import finetune_dataset, load_info
 
     info = load_info(out)
     assert info["squad"]["version_2"] and info["splits"]["dev"]["examples"] == 6

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.modeling.dense import dense
-from electra_tf.modeling.dropout import Dropout, dropout_mask
-from electra_tf.modeling.fused_gelu import fused_gelu
-from electra_tf.modeling.layer_norm import LayerNorm
+from electra_tf.kernels.dense import dense
+from electra_tf.kernels.dropout import Dropout, dropout_mask
+from electra_tf.kernels.fused_gelu import fused_gelu
+from electra_tf.kernels.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention, attention_bias
 from electra_tf.modeling.transformer_layer import ElectraTransformerLayer
 
@@ -205,7 +205,7 @@ def test_dropout_masks_differ_between_replicas(tmp_path):
         "import numpy as np, tensorflow as tf\n"
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"
         "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-        "from electra_tf.modeling.dropout import Dropout\n"
+        "from electra_tf.kernels.dropout import Dropout\n"
         "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
         "with strategy.scope():\n"
         "    layer = Dropout(0.5, seed=7)\n"

@@ -7,9 +7,9 @@ from electra_tf.modeling import (
     ElectraBackbone,
     ElectraDiscriminator,
     ElectraGenerator,
-    ElectraPretrainer,
 )
-from electra_tf.trainer import load_tower, save_tower
+from electra_tf.pretraining import ElectraPretrainer
+from electra_tf.pretraining.job import load_tower, save_tower
 
 
 def _inputs(b=2, length=12, vocab=100):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.trainer import PretrainOptions, run_pretraining
+from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -200,7 +200,7 @@ def test_restore_refuses_a_checkpoint_of_another_architecture(tmp_path):
     with another config or an older layer layout)."""
     from electra_tf.modeling import ElectraDiscriminator
     from electra_tf.optimization import create_optimizer
-    from electra_tf.trainer import restore_checkpoint
+    from electra_tf.pretraining.job import restore_checkpoint
 
     def checkpoint(layers):
         model = ElectraDiscriminator(

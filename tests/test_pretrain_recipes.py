@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.modeling import ElectraPretrainer, MlmPretrainer
-from electra_tf.trainer import PretrainOptions, run_pretraining
+from electra_tf.pretraining import ElectraPretrainer, MlmPretrainer
+from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
 VOCAB = 120
 
@@ -148,8 +148,8 @@ def test_mlm_pretrainer_trains_the_encoder_only():
 
 def test_dynamic_masks_per_step(unmasked_data, vocab_path):
     """15% of real tokens, 85% [MASK] / 15% kept, specials never, fresh each epoch."""
-    from electra_tf import data as data_lib
     from electra_tf.masking import Masker
+    from electra_tf.pretraining import data as data_lib
     from electra_tf.vocab import Vocab
 
     vocab = Vocab.load(vocab_path)
@@ -215,7 +215,7 @@ def test_pre_masked_data_with_other_settings_is_refused(masked_data, tmp_path):
 
 
 def test_mlm_objective_learns_and_saves_a_discriminator_tower(unmasked_data, tmp_path):
-    from electra_tf.trainer import load_tower
+    from electra_tf.pretraining.job import load_tower
 
     results = run_pretraining(
         _options(
@@ -240,7 +240,7 @@ def test_mlm_objective_learns_and_saves_a_discriminator_tower(unmasked_data, tmp
 def test_continued_pretraining_starts_at_the_converted_checkpoint(unmasked_data, tmp_path):
     """ours -> Hugging Face -> ours -> --init_checkpoint: the held-out loss is unchanged."""
     from electra_tf.convert import huggingface
-    from electra_tf.trainer import load_tower, save_tower
+    from electra_tf.pretraining.job import load_tower, save_tower
 
     first = run_pretraining(
         _options(unmasked_data, tmp_path / "a", num_train_steps=30, learning_rate=3e-3)
@@ -278,7 +278,7 @@ def test_continued_pretraining_starts_at_the_converted_checkpoint(unmasked_data,
 def test_discriminator_only_init_gets_a_fresh_generator_of_the_configured_size(
     unmasked_data, tmp_path
 ):
-    from electra_tf.trainer import config_for_init, init_tower_dirs, load_tower, save_tower
+    from electra_tf.pretraining.job import config_for_init, init_tower_dirs, load_tower, save_tower
 
     run_pretraining(_options(unmasked_data, tmp_path / "a", num_train_steps=5))
     only = tmp_path / "only_disc"

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from electra_tf.export import export
-from electra_tf.tflite import LiteClassifier, convert, parity_report
+from electra_tf.serving.saved_model import export
+from electra_tf.serving.tflite import LiteClassifier, convert, parity_report
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ r"""Checkpoint conversion from the command line.
 
 Imports write our tower format (`<output>/discriminator|generator|encoder/`
 with model.weights.h5 + electra_config.json, loaded by
-`electra_tf.trainer.load_tower`). Exports read a pre-training model_dir (or
+`electra_tf.pretraining.job.load_tower`). Exports read a pre-training model_dir (or
 one tower directory) and write `<output>/discriminator` and/or
 `<output>/generator` as Hugging Face models.
 """
@@ -30,8 +30,8 @@ def _towers_of(model) -> dict:
         ElectraBackbone,
         ElectraDiscriminator,
         ElectraGenerator,
-        ElectraPretrainer,
     )
+    from electra_tf.pretraining import ElectraPretrainer
 
     if isinstance(model, ElectraPretrainer):
         return {"discriminator": model.discriminator, "generator": model.generator}
@@ -45,7 +45,7 @@ def _towers_of(model) -> dict:
 
 
 def convert() -> list[str]:
-    from electra_tf.trainer import load_tower, save_tower
+    from electra_tf.pretraining.job import load_tower, save_tower
 
     written = []
     if FLAGS["from"].value:

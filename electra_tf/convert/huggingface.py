@@ -190,8 +190,9 @@ def save(model, directory: str) -> str:
     Face model (config.json + model.safetensors)."""
     from safetensors.numpy import save_file
 
+    from electra_tf.finetuning.task_model import ElectraTaskModel
     from electra_tf.io_utils import atomic_write_json
-    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator, ElectraTaskModel
+    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator
 
     labels = None
     if isinstance(model, ElectraDiscriminator):

@@ -185,8 +185,8 @@ def build(kind: str, config) -> tuple[object, list[Entry]]:
         ElectraBackbone,
         ElectraDiscriminator,
         ElectraGenerator,
-        ElectraPretrainer,
     )
+    from electra_tf.pretraining import ElectraPretrainer
 
     classes = {
         "pretrainer": (ElectraPretrainer, pretrainer_entries),

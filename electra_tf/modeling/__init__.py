@@ -1,15 +1,13 @@
-"""Keras 3 layers and models for ELECTRA."""
+"""Keras 3 layers and models of the ELECTRA encoder: embeddings, Transformer
+layers, the backbone, the two towers and the fine-tuning heads."""
 
 from electra_tf.modeling.backbone import ElectraBackbone
 from electra_tf.modeling.classification_head import ClassificationHead
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
-from electra_tf.modeling.mlm_pretrainer import MlmPretrainer
-from electra_tf.modeling.pretrainer import ElectraPretrainer
 from electra_tf.modeling.span_head import SpanHead
 from electra_tf.modeling.tagging_head import TaggingHead
-from electra_tf.modeling.task_model import ElectraTaskModel
 
 __all__ = [
     "ClassificationHead",
@@ -17,9 +15,6 @@ __all__ = [
     "ElectraDiscriminator",
     "ElectraEmbeddings",
     "ElectraGenerator",
-    "ElectraPretrainer",
-    "ElectraTaskModel",
-    "MlmPretrainer",
     "SpanHead",
     "TaggingHead",
 ]

@@ -6,9 +6,9 @@ import keras
 from keras_hub.layers import PositionEmbedding
 
 from electra_tf.config import ElectraConfig
-from electra_tf.modeling.dropout import Dropout
+from electra_tf.kernels.dropout import Dropout
+from electra_tf.kernels.layer_norm import LayerNorm
 from electra_tf.modeling.initializers import truncated_normal
-from electra_tf.modeling.layer_norm import LayerNorm
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

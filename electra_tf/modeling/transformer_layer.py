@@ -12,16 +12,16 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.modeling.dense import dense
-from electra_tf.modeling.dropout import Dropout
-from electra_tf.modeling.fused_gelu import fused_gelu
+from electra_tf.kernels.dense import dense
+from electra_tf.kernels.dropout import Dropout
+from electra_tf.kernels.fused_gelu import fused_gelu
+from electra_tf.kernels.layer_norm import LayerNorm
 from electra_tf.modeling.initializers import (
     GELU_APPROXIMATE,
     activation,
     add_dense_weights,
     clone_initializer,
 )
-from electra_tf.modeling.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention
 
 

@@ -27,18 +27,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import squad, tasks
 from electra_tf.config import ElectraConfig
-from electra_tf.finetune_data import finetune_dataset, load_info
+from electra_tf.finetuning import squad
+from electra_tf.finetuning.data import finetune_dataset, load_info
+from electra_tf.finetuning.task_model import ElectraTaskModel
+from electra_tf.finetuning.tasks import legacy as tasks
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
-from electra_tf.modeling import ElectraTaskModel
 from electra_tf.optimization import (
     ElectraAdamW,
     WarmupLinearDecay,
     layerwise_lr_multipliers,
     resolve_bias_correction,
 )
-from electra_tf.trainer import load_tower, restore_checkpoint, save_tower
+from electra_tf.pretraining.job import load_tower, restore_checkpoint, save_tower
 
 TASK_FILE = "task.json"
 

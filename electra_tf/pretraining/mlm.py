@@ -15,9 +15,9 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
+from electra_tf.engine.step_model import PretrainerBase, hidden_spread
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.generator import tied_mlm_head
-from electra_tf.modeling.pretrainer_base import PretrainerBase, hidden_spread
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

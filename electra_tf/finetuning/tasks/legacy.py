@@ -1,5 +1,5 @@
 """What each fine-tuning kind trains on and how it is scored; the network is
-`ElectraTaskModel`, the loop is `electra_tf.finetuner`.
+`ElectraTaskModel`, the loop is `electra_tf.finetuning.job`.
 
 Kinds: classification (softmax cross-entropy), regression (squared error),
 tagging (cross-entropy over labelled word-pieces only), span (mean of the
@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import metrics
-from electra_tf.finetune_data import IGNORE
+from electra_tf.finetuning.data import IGNORE
 
 
 def loss(kind: str, labels: dict, outputs: dict) -> tf.Tensor:

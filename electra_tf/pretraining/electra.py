@@ -20,12 +20,12 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
+from electra_tf.engine.step_model import PretrainerBase, hidden_spread
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.disentangled_embeddings import DisentangledEmbeddings
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
-from electra_tf.modeling.pretrain_helpers import sample_gumbel_max, scatter_positions
-from electra_tf.modeling.pretrainer_base import PretrainerBase, hidden_spread
+from electra_tf.pretraining.helpers import sample_gumbel_max, scatter_positions
 
 EMBEDDING_SHARING = ("shared", "disentangled", "none")
 

@@ -32,23 +32,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import data as data_lib
-from electra_tf.callbacks import Checkpointer, PreemptionWatcher, StepLogger
 from electra_tf.config import ElectraConfig
 from electra_tf.distribute import get_strategy
+from electra_tf.engine.callbacks import Checkpointer, PreemptionWatcher, StepLogger
+from electra_tf.engine.step_model import PretrainerBase
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
-from electra_tf.modeling import ElectraPretrainer, MlmPretrainer
-from electra_tf.modeling.pretrainer import (
-    EMBEDDING_SHARING,
-    copy_discriminator,
-    copy_generator,
-)
-from electra_tf.modeling.pretrainer_base import PretrainerBase
 from electra_tf.optimization import (
     bias_correction_warning,
     create_optimizer,
     resolve_bias_correction,
+)
+from electra_tf.pretraining import ElectraPretrainer, MlmPretrainer
+from electra_tf.pretraining import data as data_lib
+from electra_tf.pretraining.electra import (
+    EMBEDDING_SHARING,
+    copy_discriminator,
+    copy_generator,
 )
 from electra_tf.vocab import Vocab
 
@@ -266,7 +266,11 @@ def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
 
     `tower` is "discriminator", "generator" or "encoder" (an ElectraBackbone).
     """
-    from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
+    from electra_tf.modeling import (
+        ElectraBackbone,
+        ElectraDiscriminator,
+        ElectraGenerator,
+    )
 
     config = ElectraConfig.load_from_dir(directory)
     classes = {

@@ -1,0 +1,410 @@
+r"""SavedModel export for TF Serving: raw text in, predictions out.
+
+    python -m electra_tf.export --checkpoint=runs/sst2/best --export_dir=serving/sst2
+
+writes `serving/sst2/<version>/` (TF Serving's layout; the next integer
+version unless --version is given; an existing version is never touched).
+
+Signatures (all with a variable batch size):
+    serving_default   `text` (+ `text_b` for pair tasks and QA, where text is
+                      the question and text_b the passage), tf.string [batch];
+                      tokenized in-graph by tf-text's FastBertTokenizer.
+    predict_ids       `input_ids`, `input_mask`, `segment_ids` int32
+                      [batch, length]: for servers without the tf-text ops and
+                      clients that tokenize themselves.
+    tokenize          the text signature's tokenization alone (ids, mask,
+                      segments), to check a client's own tokenizer against.
+    encode, replaced_token_probs
+                      text signatures of a pre-trained discriminator (no head).
+
+Outputs: classification `logits`, `probabilities`, `label_ids`, `labels`;
+regression `predictions`; tagging `tag_ids`, `tags` (per word-piece, with
+`tokens`); QA `start_index`, `end_index`, `score` (and `null_score`,
+`has_answer` for SQuAD 2.0), plus `answer` (the passage's own text) from the
+text signature. Assets: vocab.txt, electra_config.json, task.json, labels.txt.
+
+The text signature needs tf-text's ops (FastBertNormalize,
+FastWordpieceTokenizeWithOffsets): load tensorflow-text's op libraries in the
+server (`import tensorflow_text` in Python; `_fast_bert_normalizer.so` and
+`_fast_wordpiece_tokenizer.so` with TF Serving's --custom_op_paths or
+`Env::LoadDynamicLibrary` in C++). `predict_ids` needs only core ops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+import tensorflow as tf
+
+from electra_tf.config import ElectraConfig
+
+TEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
+NEG = -1e9
+
+
+class ServingModule(tf.Module):
+    """The model plus in-graph tokenization and decoding, as concrete signatures.
+
+    Args:
+        model: An `ElectraTaskModel`, or an `ElectraDiscriminator` (no head).
+        task: The task description (`task.json`; kind "pretrained" for a
+            discriminator).
+        vocab_path: The vocab the model was trained with.
+        max_seq_length: Longest tokenized input; longer text is truncated
+            longest-segment-first.
+        max_answer_length: QA: longest answer in word-pieces.
+    """
+
+    def __init__(
+        self,
+        model,
+        task: dict[str, Any],
+        vocab_path: str,
+        max_seq_length: int,
+        max_answer_length: int = 30,
+    ):
+        super().__init__()
+        import tensorflow_text as tf_text
+
+        self.model = model
+        self.kind = task["kind"]
+        self.pair = bool(task.get("pair")) or self.kind == "span"
+        self.labels = list(task.get("labels") or [])
+        self.max_seq_length = max_seq_length
+        self.max_answer_length = max_answer_length
+        self.version_2 = bool((task.get("squad") or {}).get("version_2"))
+        with open(vocab_path, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n").rstrip("\r") for line in f]
+        if vocab and vocab[-1] == "":
+            vocab.pop()
+        self._vocab = tf.constant(vocab)
+        index = {token: i for i, token in enumerate(vocab)}
+        self.cls_id, self.sep_id = index["[CLS]"], index["[SEP]"]
+        self.tokenizer = tf_text.FastBertTokenizer(
+            vocab=vocab,
+            token_out_type=tf.int64,
+            lower_case_nfd_strip_accents=bool(task.get("lower_case", True)),
+            unknown_token="[UNK]",
+        )
+        self._tf_text = tf_text
+
+    # ---- tokenization -------------------------------------------------
+
+    def _tokenize(self, text, text_b=None):
+        """Model inputs [batch, longest], the cleaned `text_b`, and its byte offsets."""
+        segments, offsets, clean_b = [], None, None
+        for i, t in enumerate([text] if text_b is None else [text, text_b]):
+            # Invalid UTF-8 would fail deep inside the tokenizer: replace it (U+FFFD -> [UNK]).
+            t = tf.strings.unicode_transcode(
+                t, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+            )
+            if i == 1:
+                clean_b = t
+                tokens, starts, ends = self.tokenizer.tokenize_with_offsets(t)
+                offsets = (starts, ends)
+            else:
+                tokens = self.tokenizer.tokenize(t)
+            segments.append(tokens)
+        if len(segments) == 1:
+            segments = [segments[0][:, : self.max_seq_length - 2]]
+        else:
+            segments = self._trim_pair(*segments)
+        ids, segment_ids = self._tf_text.combine_segments(
+            segments, start_of_sequence_id=self.cls_id, end_of_segment_id=self.sep_id
+        )
+        inputs = {
+            "input_ids": tf.cast(ids.to_tensor(0), tf.int32),
+            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(0), tf.int32),
+            "segment_ids": tf.cast(segment_ids.to_tensor(0), tf.int32),
+        }
+        first_length = segments[0].row_lengths()
+        return inputs, (clean_b, offsets, first_length)
+
+    def _trim_pair(self, a, b):
+        """BERT's longest-first truncation (`electra_tf.tokenizer.truncate_pair`), in
+        closed form. tf-text's ShrinkLongestTrimmer breaks ties the other way."""
+        budget = tf.constant(self.max_seq_length - 3, tf.int64)
+        la, lb = a.row_lengths(), b.row_lengths()
+        overflow = la + lb - budget
+        fits = overflow <= 0
+        a_longer = la - lb >= overflow  # only `a` needs to lose tokens
+        b_longer = lb - la >= overflow
+        half_up, half_down = budget - budget // 2, budget // 2  # a tie costs `b` first
+        keep_a = tf.where(fits | b_longer, la, tf.where(a_longer, la - overflow, half_up))
+        keep_b = tf.where(fits | a_longer, lb, tf.where(b_longer, lb - overflow, half_down))
+
+        def cut(ragged, keep):
+            positions = tf.ragged.range(ragged.row_lengths())
+            return tf.ragged.boolean_mask(ragged, positions < keep[:, None])
+
+        return [cut(a, keep_a), cut(b, keep_b)]
+
+    # ---- heads ---------------------------------------------------------
+
+    def _outputs(self, inputs):
+        # An empty batch tokenizes to width 0; the heads read position 0, so pad
+        # (mask 0) to width >= 1. Padding columns do not change any real output.
+        width = tf.shape(inputs["input_ids"])[1]
+        pad = [[0, 0], [0, tf.maximum(1 - width, 0)]]
+        inputs = {k: tf.pad(v, pad) for k, v in inputs.items()}
+        if self.kind == "pretrained":
+            sequence = self.model.encode(inputs, training=False)
+            probs = tf.sigmoid(tf.cast(self.model.head(sequence), tf.float32))
+            mask = tf.cast(inputs["input_mask"], tf.float32)
+            return {
+                "sequence_output": tf.cast(sequence, tf.float32),
+                "cls_embedding": tf.cast(sequence[:, 0], tf.float32),
+                "replaced_token_probs": probs * mask,
+                "input_mask": inputs["input_mask"],
+            }
+        raw = {k: tf.cast(v, tf.float32) for k, v in self.model(inputs, training=False).items()}
+        if self.kind == "classification":
+            logits = raw["logits"]
+            label_ids = tf.argmax(logits, -1, output_type=tf.int32)
+            return {
+                "logits": logits,
+                "probabilities": tf.nn.softmax(logits, -1),
+                "label_ids": label_ids,
+                "labels": tf.gather(tf.constant(self.labels), label_ids),
+            }
+        if self.kind == "regression":
+            return {"predictions": raw["logits"][:, 0]}
+        if self.kind == "tagging":
+            tag_ids = tf.argmax(raw["logits"], -1, output_type=tf.int32)
+            return {
+                "logits": raw["logits"],
+                "tag_ids": tag_ids,
+                "tags": tf.gather(tf.constant(self.labels), tag_ids),
+                "tokens": tf.gather(self._vocab, inputs["input_ids"]),
+                "input_mask": inputs["input_mask"],
+            }
+        return self._best_span(inputs, raw)
+
+    def _best_span(self, inputs, raw):
+        """The best passage span with end >= start and at most max_answer_length pieces."""
+        start, end = raw["start_logits"], raw["end_logits"]
+        length = tf.shape(start)[1]
+        ids = inputs["input_ids"]
+        in_passage = (
+            (inputs["segment_ids"] == 1) & (inputs["input_mask"] == 1) & (ids != self.sep_id)
+        )
+        start = tf.where(in_passage, start, NEG)
+        end = tf.where(in_passage, end, NEG)
+        scores = start[:, :, None] + end[:, None, :]
+        upper = tf.minimum(self.max_answer_length - 1, length)  # band_part wants <= length
+        band = tf.linalg.band_part(tf.ones([length, length]), 0, upper)
+        scores = tf.where(band[None] > 0, scores, 2 * NEG)
+        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
+        best = tf.argmax(flat, -1, output_type=tf.int32)
+        outputs = {
+            "start_index": best // tf.maximum(length, 1),
+            "end_index": best % tf.maximum(length, 1),
+            "score": tf.gather(flat, best, batch_dims=1),
+        }
+        if self.version_2:
+            null = raw["null_logit"]
+            outputs["null_score"] = null
+            outputs["has_answer"] = null - outputs["score"] <= 0.0
+        return outputs
+
+    def _answer_text(self, outputs, text_b, offsets, first_length):
+        """Cuts the answer out of the passage's own bytes with the tokenizer's offsets."""
+        starts, ends = offsets
+        passage_start = tf.cast(first_length, tf.int32) + 2  # [CLS] question [SEP]
+        first = tf.maximum(outputs["start_index"] - passage_start, 0)
+        last = tf.maximum(outputs["end_index"] - passage_start, 0)
+        begin = tf.gather(starts.to_tensor(0), first, batch_dims=1)
+        stop = tf.gather(ends.to_tensor(0), last, batch_dims=1)
+        answer = tf.strings.substr(text_b, begin, tf.maximum(stop - begin, 0))
+        found = outputs["score"] > NEG
+        if self.version_2:
+            found &= outputs["has_answer"]
+        return tf.where(found, answer, "")
+
+    # ---- signatures ----------------------------------------------------
+
+    def text_fn(self, text, text_b=None):
+        inputs, passage = self._tokenize(text, text_b)
+        outputs = self._outputs(inputs)
+        if self.kind == "span":
+            outputs["answer"] = self._answer_text(outputs, *passage)
+        return outputs
+
+    def ids_fn(self, input_ids, input_mask, segment_ids):
+        return self._outputs(
+            {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        )
+
+    def signatures(self) -> dict[str, Any]:
+        text_spec = tf.TensorSpec([None], tf.string)
+        ids_spec = tf.TensorSpec([None, None], tf.int32)
+        if self.pair:
+            text = tf.function(
+                lambda text, text_b: self.text_fn(text, text_b),
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="text"),
+                    tf.TensorSpec([None], tf.string, name="text_b"),
+                ],
+            )
+        else:
+            text = tf.function(
+                lambda text: self.text_fn(text),
+                input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+            )
+        ids = tf.function(
+            lambda input_ids, input_mask, segment_ids: self.ids_fn(
+                input_ids, input_mask, segment_ids
+            ),
+            input_signature=[
+                tf.TensorSpec.from_spec(ids_spec, name="input_ids"),
+                tf.TensorSpec.from_spec(ids_spec, name="input_mask"),
+                tf.TensorSpec.from_spec(ids_spec, name="segment_ids"),
+            ],
+        )
+        if self.pair:
+            tokenize = tf.function(
+                lambda text, text_b: self._tokenize(text, text_b)[0],
+                input_signature=text.input_signature,
+            )
+        else:
+            tokenize = tf.function(
+                lambda text: self._tokenize(text)[0], input_signature=text.input_signature
+            )
+        signatures = {"serving_default": text, "predict_ids": ids, "tokenize": tokenize}
+        if self.kind == "pretrained":
+            text_only = text_spec
+            signatures["encode"] = tf.function(
+                lambda text: {
+                    k: v
+                    for k, v in self.text_fn(text).items()
+                    if k in ("sequence_output", "cls_embedding", "input_mask")
+                },
+                input_signature=[tf.TensorSpec.from_spec(text_only, name="text")],
+            )
+            signatures["replaced_token_probs"] = tf.function(
+                lambda text: {
+                    k: v
+                    for k, v in self.text_fn(text).items()
+                    if k in ("replaced_token_probs", "input_mask")
+                },
+                input_signature=[tf.TensorSpec.from_spec(text_only, name="text")],
+            )
+        return signatures
+
+
+def load_for_export(checkpoint: str):
+    """(model, task, vocab path or None) from a fine-tuned `best/` directory or a
+    pre-trained discriminator (a tower directory or a pre-training --model_dir)."""
+    from electra_tf.finetuning.job import TASK_FILE, find_tower, load_task_model
+    from electra_tf.pretraining.job import load_tower
+
+    if os.path.exists(os.path.join(checkpoint, TASK_FILE)):
+        model, task = load_task_model(checkpoint)
+        directory = checkpoint
+    else:
+        directory = find_tower(checkpoint, "--checkpoint")
+        model = load_tower(directory, "discriminator")
+        task = {"kind": "pretrained", "labels": None, "lower_case": None}
+    vocab = os.path.join(directory, "vocab.txt")
+    if not os.path.exists(vocab):
+        vocab = None
+    return model, task, vocab
+
+
+def is_uncased(vocab_path: str) -> bool:
+    """An uncased WordPiece vocab has no A-Z outside [SPECIAL] tokens. (Not
+    str.isupper: the standard uncased vocab holds "ℝ", which counts as upper.)"""
+    with open(vocab_path, encoding="utf-8") as f:
+        return not any(
+            any("A" <= c <= "Z" for c in token)
+            for token in (line.rstrip("\n") for line in f)
+            if not (token.startswith("[") and token.endswith("]"))
+        )
+
+
+def next_version(base: str) -> int:
+    versions = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
+    return max(versions, default=0) + 1
+
+
+def export(
+    checkpoint: str,
+    export_dir: str,
+    version: int | None = None,
+    vocab: str | None = None,
+    max_seq_length: int | None = None,
+    max_answer_length: int = 30,
+    lower_case: bool | None = None,
+) -> str:
+    """Writes `export_dir/<version>/`; returns its path. Never overwrites a version."""
+    model, task, found_vocab = load_for_export(checkpoint)
+    vocab = vocab or found_vocab
+    if not vocab:
+        raise ValueError(
+            f"--checkpoint={checkpoint} has no vocab.txt; pass --vocab (the vocab it was trained on)"
+        )
+    if lower_case is not None:
+        task["lower_case"] = lower_case
+    elif task.get("lower_case") is None:  # a pre-trained tower: judge by its vocab
+        task["lower_case"] = is_uncased(vocab)
+    config: ElectraConfig = model.config
+    max_seq_length = max_seq_length or task.get("max_seq_length") or 128
+    if max_seq_length > config.max_position_embeddings:
+        raise ValueError(
+            f"--max_seq_length={max_seq_length} exceeds the model's "
+            f"max_position_embeddings={config.max_position_embeddings}"
+        )
+    with open(vocab, encoding="utf-8") as f:
+        vocab_size = sum(1 for _ in f)
+    if vocab_size != config.vocab_size:
+        raise ValueError(
+            f"{vocab}: {vocab_size} tokens but the model's vocab_size is {config.vocab_size}"
+        )
+    if version is None:
+        version = next_version(export_dir)
+    if version <= 0:
+        raise ValueError(f"--version must be a positive integer, got {version}")
+    target = os.path.join(export_dir, str(version))
+    if os.path.exists(target):
+        raise ValueError(f"{target} already exists; versions are never overwritten")
+    os.makedirs(export_dir, exist_ok=True)
+
+    task = dict(task, max_seq_length=max_seq_length)
+    module = ServingModule(model, task, vocab, max_seq_length, max_answer_length)
+    staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=export_dir)
+    try:
+        assets = tempfile.mkdtemp(prefix="assets-", dir=staging)
+        files = {"vocab.txt": os.path.join(assets, "vocab.txt")}
+        shutil.copyfile(vocab, files["vocab.txt"])
+        for name, value in (("task.json", task), ("electra_config.json", config.to_dict())):
+            files[name] = os.path.join(assets, name)
+            with open(files[name], "w") as f:
+                json.dump(value, f, indent=2, sort_keys=True)
+        if module.labels:
+            files["labels.txt"] = os.path.join(assets, "labels.txt")
+            with open(files["labels.txt"], "w", encoding="utf-8") as f:
+                f.write("".join(label + "\n" for label in module.labels))
+        module.assets = {
+            re.sub(r"\W", "_", name): tf.saved_model.Asset(path) for name, path in files.items()
+        }
+        out = os.path.join(staging, "model")
+        signatures = {name: fn.get_concrete_function() for name, fn in module.signatures().items()}
+        # Track the tf.Variables the traced functions captured (as keras'
+        # ExportArchive does). Tracking the Keras model alone saves its Keras
+        # variables as other objects: Python's loader copes, but C++
+        # LoadSavedModel (TF Serving) leaves the captured ones uninitialised.
+        captured = {}
+        for concrete in signatures.values():
+            for variable in concrete.variables:
+                captured.setdefault(id(variable), variable)
+        module.captured_variables = list(captured.values())
+        tf.saved_model.save(module, out, signatures=signatures)
+        os.rename(out, target)  # atomic; fails rather than replace a version made meanwhile
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
