@@ -49,9 +49,10 @@ def main() -> None:
     import transformers
 
     from data_prep.build_finetuning_data import Settings, build
+    from electra_tf.checkpoints import load_task_model
     from electra_tf.config import ElectraConfig
     from electra_tf.convert import huggingface
-    from electra_tf.finetuning.job import FinetuneOptions, load_task_model, run_finetuning
+    from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
     from electra_tf.serving.saved_model import export
     from electra_tf.serving.tflite import LiteClassifier, convert
 

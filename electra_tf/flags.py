@@ -46,6 +46,20 @@ def define_training_flags() -> None:
     flags.DEFINE_integer("log_every_steps", 100, "Steps between log lines / TensorBoard points.")
     flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept (0 keeps all).")
     flags.DEFINE_integer("seed", 42, "Seed for initialisation, shuffling and sampling.")
+    flags.DEFINE_integer(
+        "grad_accum_steps", 1, "Micro-batches per update (the global batch is split into them)."
+    )
+    flags.DEFINE_integer(
+        "save_checkpoints_steps",
+        1000,
+        "Steps between checkpoints (fine-tuning also saves at each evaluation).",
+    )
+    flags.DEFINE_integer(
+        "max_steps_per_run",
+        0,
+        "Stop (with a checkpoint) after this many steps in this invocation; rerun to continue. "
+        "0: no limit.",
+    )
 
 
 def define_distribution_flags() -> None:
@@ -103,9 +117,6 @@ def define_pretrain_flags() -> None:
     flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
     flags.DEFINE_integer("warmup_steps", 10000, "Linear warmup steps.")
     flags.DEFINE_float("lr_decay_power", 1.0, "Power of the decay to 0 (1 = linear).")
-    flags.DEFINE_integer(
-        "grad_accum_steps", 1, "Micro-batches per update (the global batch is split into them)."
-    )
     flags.DEFINE_string("train_data", None, "Comma-separated globs of pre-training TFRecords.")
     flags.DEFINE_string("eval_data", None, "Globs of held-out TFRecords (optional).")
     flags.DEFINE_integer("num_train_steps", 1000000, "Optimizer steps in total.")
@@ -159,15 +170,9 @@ def define_pretrain_flags() -> None:
         None,
         "Vocab file; needed for dynamic masking when the data has no dataset_info.json.",
     )
-    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
     flags.DEFINE_integer("eval_every_steps", 0, "Steps between evaluations (0: only at the end).")
     flags.DEFINE_integer("num_eval_steps", 100, "Eval batches per evaluation.")
     flags.DEFINE_integer("shuffle_buffer", 10000, "Records in the shuffle buffer.")
-    flags.DEFINE_integer(
-        "max_steps_per_run",
-        0,
-        "Stop (with a checkpoint) after this many steps in this invocation; rerun to continue. 0: no limit.",
-    )
 
 
 def model_overrides_from_flags() -> dict[str, Any]:
@@ -227,6 +232,7 @@ def define_convert_flags() -> None:
 
 def define_finetune_flags() -> None:
     define_model_flags()
+    define_distribution_flags()
     define_training_flags()
     define_adam_flags()
     if not _once("finetune"):

@@ -21,6 +21,8 @@ import re
 import keras
 import tensorflow as tf
 
+from electra_tf.compat import local_resource
+
 # The reference's warmup: the only length at which its AdamW without bias
 # correction was validated.
 REFERENCE_WARMUP_STEPS = 10_000
@@ -68,15 +70,6 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": self.total_steps,
             "power": self.power,
         }
-
-
-def _resource(variable):
-    """The resource handle behind a Keras variable (this device's copy under a strategy)."""
-    if isinstance(variable, keras.Variable):
-        variable = variable.value
-    if hasattr(variable, "_get_on_device_or_primary"):  # a tf.distribute variable
-        variable = variable._get_on_device_or_primary()
-    return variable.handle
 
 
 class _PreReducedGradients:
@@ -153,9 +146,9 @@ class ElectraAdamW(_PreReducedGradients, keras.optimizers.Optimizer):
             # sqrt(v); ε·sqrt(1 - b2^t) there is ε added to sqrt(v_hat).
             epsilon = epsilon * tf.sqrt(1.0 - beta_2_power)
         tf.raw_ops.ResourceApplyAdam(
-            var=_resource(variable),
-            m=_resource(self._m[index]),
-            v=_resource(self._v[index]),
+            var=local_resource(variable),
+            m=local_resource(self._m[index]),
+            v=local_resource(self._v[index]),
             beta1_power=beta_1_power,
             beta2_power=beta_2_power,
             lr=lr,
@@ -268,11 +261,26 @@ def create_optimizer(
     epsilon: float = 1e-6,
     lr_decay_power: float = 1.0,
     bias_correction: bool = False,
+    lr_multipliers: dict[str, float] | None = None,
 ) -> keras.optimizers.Optimizer:
-    """The one place optimizers are made ("adamw" or "lamb")."""
+    """The one place optimizers are made ("adamw" or "lamb"), for both jobs.
+
+    `lr_multipliers` maps variable paths to learning-rate factors (fine-tuning's
+    layer-wise decay, `layerwise_lr_multipliers`); AdamW only.
+    """
     schedule = WarmupLinearDecay(learning_rate, warmup_steps, total_steps, lr_decay_power)
     if name == "adamw":
-        return ElectraAdamW(schedule, weight_decay, beta_1, beta_2, epsilon, bias_correction)
+        return ElectraAdamW(
+            schedule,
+            weight_decay,
+            beta_1,
+            beta_2,
+            epsilon,
+            bias_correction,
+            lr_multipliers=lr_multipliers,
+        )
+    if lr_multipliers:
+        raise ValueError("layer-wise learning rates need --optimizer=adamw")
     if name == "lamb":
         return Lamb(
             learning_rate=schedule,

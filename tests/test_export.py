@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from electra_tf.checkpoints import load_task_model
 from electra_tf.config import ElectraConfig
-from electra_tf.finetuning.job import load_task_model, save_for_export
+from electra_tf.finetuning.job import save_for_export
 from electra_tf.finetuning.task_model import ElectraTaskModel
 from electra_tf.serving.saved_model import TEXT_OPS, export
 from electra_tf.tokenizer import WordPieceTokenizer
@@ -172,8 +173,8 @@ def test_tagging_and_pretrained_discriminator(tmp_path, vocab_path, masked_data)
         "[CLS]", "john", "lives", "in", "paris", "[SEP]"
     ]  # fmt: skip
 
+    from electra_tf.checkpoints import save_tower
     from electra_tf.modeling import ElectraDiscriminator
-    from electra_tf.pretraining.job import save_tower
 
     disc = ElectraDiscriminator(ElectraConfig.from_preset("tiny", **TINY))
     disc.build()
@@ -204,9 +205,9 @@ def _ids(vocab_path, texts):
 def test_converted_hf_checkpoint_fine_tunes_and_exports(sst2_data, shared_data, tmp_path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
+    from electra_tf.checkpoints import save_tower
     from electra_tf.convert import huggingface
     from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
-    from electra_tf.pretraining.job import save_tower
 
     torch.manual_seed(0)
     hf_config = transformers.ElectraConfig(

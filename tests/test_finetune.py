@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from data_prep.build_finetuning_data import Settings, build
+from electra_tf.checkpoints import load_task_model
 from electra_tf.config import ElectraConfig
-from electra_tf.finetuning.job import FinetuneOptions, build_model, load_task_model, run_finetuning
+from electra_tf.finetuning.job import FinetuneOptions, build_model, run_finetuning
 from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

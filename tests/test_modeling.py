@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from electra_tf.checkpoints import load_tower, save_tower
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling import (
     ElectraBackbone,
@@ -9,7 +10,6 @@ from electra_tf.modeling import (
     ElectraGenerator,
 )
 from electra_tf.pretraining import ElectraPretrainer
-from electra_tf.pretraining.job import load_tower, save_tower
 
 
 def _inputs(b=2, length=12, vocab=100):

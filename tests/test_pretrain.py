@@ -198,9 +198,9 @@ def test_restore_refuses_a_checkpoint_of_another_architecture(tmp_path):
     """A variable with no value, or a value of another shape, in the checkpoint is
     an error naming the file, never a partial restore (e.g. a checkpoint written
     with another config or an older layer layout)."""
+    from electra_tf.checkpoints import restore_checkpoint
     from electra_tf.modeling import ElectraDiscriminator
     from electra_tf.optimization import create_optimizer
-    from electra_tf.pretraining.job import restore_checkpoint
 
     def checkpoint(layers):
         model = ElectraDiscriminator(

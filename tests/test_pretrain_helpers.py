@@ -83,13 +83,17 @@ def test_rtd_labels_are_zero_where_the_sample_equals_the_original():
         "masked_lm_ids": np.full((2, 2), 7),
         "masked_lm_weights": np.ones((2, 2), np.float32),
     }
-    out = model._forward(batch, tf.constant([0, 0]), 4.0, 16.0, training=False)
+    out = model._forward(
+        batch, {"num_masked": 4.0, "num_tokens": 16.0}, tf.constant([0, 0]), training=False
+    )
     np.testing.assert_array_equal(out["sampled"].numpy(), 7)
     assert out["labels"].numpy().sum() == 0  # sampled == original -> "original"
     # Now make the generator always sample id 8 (!= original 7): exactly the
     # masked positions are labelled replaced.
     bias.assign(np.where(np.arange(50) == 8, 1e4, -1e4).astype(np.float32))
-    out = model._forward(batch, tf.constant([0, 0]), 4.0, 16.0, training=False)
+    out = model._forward(
+        batch, {"num_masked": 4.0, "num_tokens": 16.0}, tf.constant([0, 0]), training=False
+    )
     labels = out["labels"].numpy()
     expected = np.zeros((2, 8))
     expected[0, [1, 3]] = 1

@@ -32,7 +32,13 @@ def _batch(seed=0, batch=4, length=16, n=3):
 
 def _gradients(model, batch, variables):
     with tf.GradientTape() as tape:
-        out = model._forward(batch, tf.constant([1, 2]), 12.0, 64.0, training=True, step=0)
+        out = model._forward(
+            batch,
+            {"num_masked": 12.0, "num_tokens": 64.0},
+            tf.constant([1, 2]),
+            training=True,
+            step=0,
+        )
     return tape.gradient(out["loss"], variables)
 
 
@@ -108,8 +114,20 @@ def test_a_hot_start_samples_more_replacements():
     model.build()
     batch = _batch(2, batch=16, n=8)
     # Make the generator confident in the original tokens (a large logit for them).
-    hot = model._forward(batch, tf.constant([1, 2]), 128.0, 256.0, training=False, step=0)
-    cold = model._forward(batch, tf.constant([1, 2]), 128.0, 256.0, training=False, step=10)
+    hot = model._forward(
+        batch,
+        {"num_masked": 128.0, "num_tokens": 256.0},
+        tf.constant([1, 2]),
+        training=False,
+        step=0,
+    )
+    cold = model._forward(
+        batch,
+        {"num_masked": 128.0, "num_tokens": 256.0},
+        tf.constant([1, 2]),
+        training=False,
+        step=10,
+    )
     sampled_hot = hot["sampled"].numpy()
     sampled_cold = cold["sampled"].numpy()
     assert not np.array_equal(sampled_hot, sampled_cold)
@@ -215,7 +233,7 @@ def test_pre_masked_data_with_other_settings_is_refused(masked_data, tmp_path):
 
 
 def test_mlm_objective_learns_and_saves_a_discriminator_tower(unmasked_data, tmp_path):
-    from electra_tf.pretraining.job import load_tower
+    from electra_tf.checkpoints import load_tower
 
     results = run_pretraining(
         _options(
@@ -239,8 +257,8 @@ def test_mlm_objective_learns_and_saves_a_discriminator_tower(unmasked_data, tmp
 
 def test_continued_pretraining_starts_at_the_converted_checkpoint(unmasked_data, tmp_path):
     """ours -> Hugging Face -> ours -> --init_checkpoint: the held-out loss is unchanged."""
+    from electra_tf.checkpoints import load_tower, save_tower
     from electra_tf.convert import huggingface
-    from electra_tf.pretraining.job import load_tower, save_tower
 
     first = run_pretraining(
         _options(unmasked_data, tmp_path / "a", num_train_steps=30, learning_rate=3e-3)
@@ -278,7 +296,8 @@ def test_continued_pretraining_starts_at_the_converted_checkpoint(unmasked_data,
 def test_discriminator_only_init_gets_a_fresh_generator_of_the_configured_size(
     unmasked_data, tmp_path
 ):
-    from electra_tf.pretraining.job import config_for_init, init_tower_dirs, load_tower, save_tower
+    from electra_tf.checkpoints import load_tower, save_tower
+    from electra_tf.pretraining.job import config_for_init, init_tower_dirs
 
     run_pretraining(_options(unmasked_data, tmp_path / "a", num_train_steps=5))
     only = tmp_path / "only_disc"

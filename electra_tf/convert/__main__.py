@@ -45,7 +45,7 @@ def _towers_of(model) -> dict:
 
 
 def convert() -> list[str]:
-    from electra_tf.pretraining.job import load_tower, save_tower
+    from electra_tf.checkpoints import load_tower, save_tower
 
     written = []
     if FLAGS["from"].value:

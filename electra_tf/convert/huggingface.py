@@ -197,7 +197,7 @@ def save(model, directory: str) -> str:
     labels = None
     if isinstance(model, ElectraDiscriminator):
         arch, entries = PRETRAINING, weight_map.discriminator_entries(model)
-    elif isinstance(model, ElectraTaskModel) and model.kind in ("classification", "regression"):
+    elif isinstance(model, ElectraTaskModel) and model.task.hf_problem_type:
         arch, entries = CLASSIFIER, weight_map.classifier_entries(model)
         labels = model.num_labels
     elif isinstance(model, ElectraGenerator):
@@ -215,8 +215,6 @@ def save(model, directory: str) -> str:
     hf_config = config_to_hf(model.config, arch)
     if labels is not None:
         hf_config["num_labels"] = labels
-        hf_config["problem_type"] = (
-            "regression" if model.kind == "regression" else "single_label_classification"
-        )
+        hf_config["problem_type"] = model.task.hf_problem_type
     atomic_write_json(os.path.join(directory, "config.json"), hf_config)
     return arch

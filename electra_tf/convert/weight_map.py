@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from electra_tf.compat import keras_hub_encoder_parts, keras_hub_mlm_head_parts
+
 
 @dataclasses.dataclass
 class Entry:
@@ -126,15 +128,15 @@ def keras_hub_encoder_entries(transformer_layers, scope: str) -> list[Entry]:
     entries = []
     for i, layer in enumerate(transformer_layers):
         p = f"{scope}/encoder/layer_{i}"
-        attention = layer._self_attention_layer
-        entries += _einsum_in(f"{p}/attention/self/query", attention._query_dense)
-        entries += _einsum_in(f"{p}/attention/self/key", attention._key_dense)
-        entries += _einsum_in(f"{p}/attention/self/value", attention._value_dense)
-        entries += _einsum_out(f"{p}/attention/output/dense", attention._output_dense)
-        entries += _layer_norm(f"{p}/attention/output/LayerNorm", layer._self_attention_layer_norm)
-        entries += dense_entries(f"{p}/intermediate/dense", layer._feedforward_intermediate_dense)
-        entries += dense_entries(f"{p}/output/dense", layer._feedforward_output_dense)
-        entries += _layer_norm(f"{p}/output/LayerNorm", layer._feedforward_layer_norm)
+        parts = keras_hub_encoder_parts(layer)
+        entries += _einsum_in(f"{p}/attention/self/query", parts["query"])
+        entries += _einsum_in(f"{p}/attention/self/key", parts["key"])
+        entries += _einsum_in(f"{p}/attention/self/value", parts["value"])
+        entries += _einsum_out(f"{p}/attention/output/dense", parts["attention_output"])
+        entries += _layer_norm(f"{p}/attention/output/LayerNorm", parts["attention_layer_norm"])
+        entries += dense_entries(f"{p}/intermediate/dense", parts["intermediate"])
+        entries += dense_entries(f"{p}/output/dense", parts["output"])
+        entries += _layer_norm(f"{p}/output/LayerNorm", parts["output_layer_norm"])
     return entries
 
 
@@ -151,10 +153,10 @@ def discriminator_entries(discriminator, with_embeddings: bool = True) -> list[E
 def generator_entries(generator, with_embeddings: bool = True) -> list[Entry]:
     entries = embeddings_entries(generator.embeddings) if with_embeddings else []
     entries += encoder_entries(generator.backbone, "generator")
-    head = generator.head
-    entries += dense_entries("generator_predictions/dense", head._intermediate_dense)
-    entries += _layer_norm("generator_predictions/LayerNorm", head._intermediate_layer_norm)
-    entries.append(Entry("generator_predictions/output_bias", head._bias, identity, identity))
+    head = keras_hub_mlm_head_parts(generator.head)
+    entries += dense_entries("generator_predictions/dense", head["dense"])
+    entries += _layer_norm("generator_predictions/LayerNorm", head["layer_norm"])
+    entries.append(Entry("generator_predictions/output_bias", head["bias"], identity, identity))
     return entries
 
 

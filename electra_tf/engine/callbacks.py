@@ -1,4 +1,4 @@
-"""Keras callbacks of the pre-training loop: logging/TensorBoard and checkpoints."""
+"""Keras callbacks of the engine's loop: logging/TensorBoard, checkpoints, preemption."""
 
 from __future__ import annotations
 
@@ -114,6 +114,16 @@ class StepLogger(keras.callbacks.Callback):
         if not math.isfinite(train.get("loss", 0.0)):
             print("loss is not finite: stopping", file=self.stream, flush=True)
             self.model.stop_training = True
+
+    def write_eval(self, step: int, scores: dict[str, float]) -> None:
+        """Prints an evaluation's scores and writes them to TensorBoard's eval/."""
+        if self.eval_writer is not None:
+            with self.eval_writer.as_default(step=step):
+                for name, value in scores.items():
+                    tf.summary.scalar(name, value)
+            self.eval_writer.flush()
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        print(f"eval at step {step}: {shown}", file=self.stream, flush=True)
 
     def check_collapse(self, spread: float) -> None:
         """Records the first held-out spread and warns when a later one collapses."""

@@ -1,14 +1,14 @@
-"""The train/test step every pre-training objective shares.
+"""The train/test step every model trained by the engine shares.
 
-An objective (`ElectraPretrainer`, `MlmPretrainer`) defines its towers, its
-forward pass and its metrics; this base owns what must be right once for all
-of them under any strategy:
+A subclass (a pre-training objective, a fine-tuning task model) defines its
+forward pass, its loss and its metrics; this base owns what must be right
+once for all of them under any strategy:
 
-* Losses are normalised by GLOBAL counts (masked tokens, real tokens)
-  gathered across replicas before the forward pass, so each replica's loss is
-  its share of the global mean and summed gradients are the global-batch
-  gradient, whatever the replica count. Keras 3 does not scale a custom
-  step's loss, and `optimizer.apply` all-reduces by SUM.
+* Losses are normalised by GLOBAL counts (masked tokens, real tokens,
+  examples) gathered across replicas before the forward pass, so each
+  replica's loss is its share of the global mean and summed gradients are the
+  global-batch gradient, whatever the replica count. Keras 3 does not scale a
+  custom step's loss, and `optimizer.apply` all-reduces by SUM.
 * Gradients are all-reduced here, clipped to the global norm once, then
   applied with the optimizer's own all-reduce disabled. Keras'
   `global_clipnorm` would clip each replica's partial gradient before the
@@ -26,7 +26,6 @@ import keras
 import tensorflow as tf
 
 _SUM = tf.distribute.ReduceOp.SUM
-EVAL_ONLY_METRICS = ("hidden_spread",)
 
 
 def replica_id() -> tf.Tensor:
@@ -42,18 +41,19 @@ def all_reduce_sum(value):
     return value if ctx is None else ctx.all_reduce(_SUM, value)
 
 
-class PretrainerBase(keras.Model):
-    """Shared step machinery of the pre-training objectives.
+class StepModel(keras.Model):
+    """Shared step machinery of every model the engine trains.
 
     A subclass defines:
 
-    * `_forward(batch, seed, num_masked, num_tokens, training, row_offset,
-      step)`: a dict with at least "loss" (this replica's share of the global
-      mean loss);
+    * `_normalizers(data)`: a dict of this replica's counts (float scalars)
+      that losses are divided by; the step sums them over replicas;
+    * `_forward(data, norms, seed, training, row_offset, step)`: a dict with
+      at least "loss" (this replica's share of the global mean loss);
     * `_update_metrics(out)` and `_metric_list()`;
-    * `_total_loss(logs)`: the logged loss from the metric means;
-    * `export_towers()`: the standalone models written beside each
-      checkpoint, by directory name.
+    * `_total_loss(logs)`: the logged loss from the metric means.
+
+    Metrics named in `EVAL_ONLY_METRICS` are left out of training logs.
 
     Args:
         seed: Base seed of the randomness inside the step.
@@ -63,6 +63,8 @@ class PretrainerBase(keras.Model):
         jit_compile: XLA-compile the forward+backward pass (no collectives
             inside, so it composes with any strategy).
     """
+
+    EVAL_ONLY_METRICS: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -114,17 +116,9 @@ class PretrainerBase(keras.Model):
 
     # --- steps -----------------------------------------------------------------------
 
-    def _loss_and_grads(self, batch, seed, num_masked, num_tokens, row_offset, step):
+    def _loss_and_grads(self, batch, norms, seed, row_offset, step):
         with tf.GradientTape() as tape:
-            out = self._forward(
-                batch,
-                seed,
-                num_masked,
-                num_tokens,
-                training=True,
-                row_offset=row_offset,
-                step=step,
-            )
+            out = self._forward(batch, norms, seed, training=True, row_offset=row_offset, step=step)
             loss = out["loss"]
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 loss = self.optimizer.scale_loss(loss)
@@ -135,37 +129,34 @@ class PretrainerBase(keras.Model):
         logs = {m.name: m.result() for m in self.metrics}
         logs["loss"] = self._total_loss(logs)
         if training:  # measured on held-out batches only
-            logs = {k: v for k, v in logs.items() if k not in EVAL_ONLY_METRICS}
+            logs = {k: v for k, v in logs.items() if k not in self.EVAL_ONLY_METRICS}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces per-replica logs with a concat that rejects scalars
             # under MWMS (tensorflow/tensorflow#72388): give them a batch axis.
             logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
-    def _global_counts(self, data):
-        num_masked = all_reduce_sum(tf.reduce_sum(tf.cast(data["masked_lm_weights"], tf.float32)))
-        num_tokens = all_reduce_sum(tf.reduce_sum(tf.cast(data["input_mask"], tf.float32)))
-        return num_masked, num_tokens
+    def _global_norms(self, data) -> dict:
+        return all_reduce_sum(self._normalizers(data))
 
     def train_step(self, data):
-        num_masked, num_tokens = self._global_counts(data)
+        norms = self._global_norms(data)
         step = tf.cast(self.optimizer.iterations, tf.int32)
         seed = tf.stack([step, tf.constant(self.seed, tf.int32)])
-        local_batch = tf.shape(data["input_ids"])[0]
+        local_batch = batch_size(data)
         micro_size = local_batch // self.grad_accum_steps
         first_row = replica_id() * local_batch  # this replica's rows of the global batch
         if self.grad_accum_steps == 1:
             micro_batches = [data]
         else:
-            split = {k: tf.split(v, self.grad_accum_steps, axis=0) for k, v in data.items()}
+            split = tf.nest.map_structure(lambda v: tf.split(v, self.grad_accum_steps), data)
             micro_batches = [
-                {k: v[i] for k, v in split.items()} for i in range(self.grad_accum_steps)
+                tf.nest.map_structure(lambda parts, i=i: parts[i], split, check_types=False)
+                for i in range(self.grad_accum_steps)
             ]
         grads = None
         for i, micro in enumerate(micro_batches):
-            g, out = self._grad_fn(
-                micro, seed, num_masked, num_tokens, first_row + i * micro_size, step
-            )
+            g, out = self._grad_fn(micro, norms, seed, first_row + i * micro_size, step)
             # Embedding gradients come as IndexedSlices with one slice per
             # token occurrence; the global norm of those slices is not the norm
             # of the gradient (repeated ids are not summed), so clip on dense.
@@ -183,40 +174,14 @@ class PretrainerBase(keras.Model):
         return self._logs(training=True)
 
     def test_step(self, data):
-        num_masked, num_tokens = self._global_counts(data)
+        norms = self._global_norms(data)
         seed = tf.stack([tf.constant(-1, tf.int32), tf.constant(self.seed, tf.int32)])
-        first_row = replica_id() * tf.shape(data["input_ids"])[0]
-        out = self._forward(
-            data, seed, num_masked, num_tokens, training=False, row_offset=first_row, step=None
-        )
+        first_row = replica_id() * batch_size(data)
+        out = self._forward(data, norms, seed, training=False, row_offset=first_row, step=None)
         self._update_metrics(out)
         return self._logs(training=False)
 
-    def call(self, inputs, training=False):
-        num_masked = tf.reduce_sum(tf.cast(inputs["masked_lm_weights"], tf.float32))
-        num_tokens = tf.reduce_sum(tf.cast(inputs["input_mask"], tf.float32))
-        seed = tf.constant([0, self.seed], tf.int32)
-        return self._forward(inputs, seed, num_masked, num_tokens, training)
 
-
-def hidden_spread(hidden: tf.Tensor, token_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Sums for the spread of hidden states across the real tokens of a batch.
-
-    A collapsed encoder maps every token to nearly the same vector; this
-    measures how far that has gone, scale-free: spread^2 = E||h - E[h]||^2 /
-    E||h||^2 over real tokens, 1 for uncorrelated states, 0 for constant ones.
-
-    Args:
-        hidden: float [B, L, H] final hidden states.
-        token_weights: float [B, L], 1 for real tokens.
-
-    Returns:
-        (spread of this batch, number of real tokens it covers).
-    """
-    hidden = tf.cast(hidden, tf.float32)
-    w = tf.cast(token_weights, tf.float32)[:, :, None]
-    count = tf.reduce_sum(w)
-    mean = tf.math.divide_no_nan(tf.reduce_sum(hidden * w, axis=[0, 1]), count)
-    centred = tf.reduce_sum(tf.square(hidden - mean) * w)
-    total = tf.reduce_sum(tf.square(hidden) * w)
-    return tf.sqrt(tf.math.divide_no_nan(centred, total)), count
+def batch_size(data) -> tf.Tensor:
+    """The leading dimension of a (nested) batch."""
+    return tf.shape(tf.nest.flatten(data)[0])[0]

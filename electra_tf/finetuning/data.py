@@ -14,7 +14,6 @@ import tensorflow as tf
 
 INFO_FILE = "finetune_info.json"
 IGNORE = -1  # label id of word-piece continuations and padding in tagging records
-KINDS = ("classification", "regression", "span", "tagging")
 
 
 def load_info(data_dir: str) -> dict[str, Any]:
@@ -29,26 +28,22 @@ def load_info(data_dir: str) -> dict[str, Any]:
         ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if info.get("kind") not in KINDS:
-        raise ValueError(f"{path}: 'kind' must be one of {KINDS}, got {info.get('kind')!r}")
+    from electra_tf.finetuning.tasks import kinds
+
+    if info.get("kind") not in kinds():
+        raise ValueError(f"{path}: 'kind' must be one of {kinds()}, got {info.get('kind')!r}")
     return info
 
 
 def feature_spec(info: dict[str, Any], length: int) -> dict[str, tf.io.FixedLenFeature]:
+    """Parsing spec of a record: the model inputs and the task's labels."""
+    from electra_tf.finetuning.tasks import get_task
+
     spec = {
         name: tf.io.FixedLenFeature([length], tf.int64)
         for name in ("input_ids", "input_mask", "segment_ids")
     }
-    kind = info["kind"]
-    if kind == "classification":
-        spec["label_ids"] = tf.io.FixedLenFeature([], tf.int64)
-    elif kind == "regression":
-        spec["label"] = tf.io.FixedLenFeature([], tf.float32)
-    elif kind == "tagging":
-        spec["label_ids"] = tf.io.FixedLenFeature([length], tf.int64)
-    else:
-        for name in ("unique_ids", "start_positions", "end_positions", "is_impossible"):
-            spec[name] = tf.io.FixedLenFeature([], tf.int64)
+    spec.update(get_task(info["kind"]).label_spec(length))
     return spec
 
 
@@ -59,8 +54,16 @@ def finetune_dataset(
     batch_size: int,
     training: bool,
     seed: int = 0,
+    skip_records: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (features, labels) dicts, int32; training data is shuffled and repeated."""
+    """Batches of (features, labels) dicts, int32.
+
+    Training data is sharded by record across input pipelines (workers),
+    shuffled with `seed` (reshuffled each epoch), repeated, and starts after
+    `skip_records` records of that stream: a resumed run sees exactly the
+    batches an uninterrupted one would.
+    """
     if split not in info["splits"]:
         raise ValueError(
             f"{os.path.join(data_dir, INFO_FILE)} has no split {split!r} "
@@ -77,7 +80,11 @@ def finetune_dataset(
 
     ds = tf.data.TFRecordDataset(path)
     if training:
-        ds = ds.shuffle(info["splits"][split]["features"], seed=seed, reshuffle_each_iteration=True)
-        ds = ds.repeat()
+        records = info["splits"][split]["features"]
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+            records = -(-records // input_context.num_input_pipelines)
+        ds = ds.shuffle(records, seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.skip(skip_records)
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)

@@ -1,12 +1,14 @@
-"""Runs fine-tuning: model from a pre-trained tower (or random init), layer-wise
-decayed AdamW, evaluation every epoch, the best checkpoint kept.
+"""The fine-tuning job: a task model from a pre-trained tower (or random
+init), layer-wise decayed AdamW, evaluation every epoch, run on the engine.
 
 `run_finetuning(FinetuneOptions(...))` is the whole job; `electra_tf.finetune`
-is its CLI.
+is its CLI. The strategy, mixed precision, XLA, gradient accumulation,
+checkpoints, exact resume and SIGTERM handling are `electra_tf.engine`'s, the
+same as pre-training's.
 
 Layout of `model_dir`:
-    ckpt-<n>.*, checkpoint   tf.train.Checkpoint(model, optimizer) at each
-                             evaluation; a rerun resumes from the latest
+    ckpt-<n>.*, checkpoint   training checkpoints (model, optimizer, input
+                             position, dropout RNG); a rerun resumes
     best/                    the best weights so far by the task's main metric:
                              model.weights.h5, electra_config.json, task.json,
                              vocab.txt (what `electra_tf.export` reads)
@@ -18,38 +20,37 @@ Layout of `model_dir`:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import sys
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.checkpoints import find_tower, load_encoder, save_task_model
 from electra_tf.config import ElectraConfig
-from electra_tf.finetuning import squad
+from electra_tf.engine.loop import Engine, RunOptions
 from electra_tf.finetuning.data import finetune_dataset, load_info
 from electra_tf.finetuning.task_model import ElectraTaskModel
-from electra_tf.finetuning.tasks import legacy as tasks
-from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
+from electra_tf.finetuning.tasks import EvalContext
+from electra_tf.io_utils import atomic_write_json
 from electra_tf.optimization import (
-    ElectraAdamW,
-    WarmupLinearDecay,
+    create_optimizer,
     layerwise_lr_multipliers,
     resolve_bias_correction,
 )
-from electra_tf.pretraining.job import load_tower, restore_checkpoint, save_tower
-
-TASK_FILE = "task.json"
 
 
-@dataclasses.dataclass
-class FinetuneOptions:
-    """Everything a fine-tuning run needs (the finetune flags, typed)."""
+@dataclasses.dataclass(kw_only=True)
+class FinetuneOptions(RunOptions):
+    """Everything a fine-tuning run needs (the finetune flags, typed).
+
+    `num_train_steps` is derived from `num_train_epochs` and the data.
+    """
 
     data_dir: str
-    model_dir: str
     init_checkpoint: str | None = None
     config: ElectraConfig | None = None  # random init only; else the checkpoint's
     learning_rate: float = 1e-4
@@ -63,18 +64,15 @@ class FinetuneOptions:
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
     adam_bias_correction: bool | None = None  # None: on for short warmups
-    clip_norm: float = 1.0
-    log_every_steps: int = 100
     keep_checkpoint_max: int = 1
-    seed: int = 42
     n_best_size: int = 20
     max_answer_length: int = 30
     null_score_diff_threshold: float = 0.0
 
     def validate(self) -> None:
-        for name in ("train_batch_size", "eval_batch_size", "log_every_steps"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        super().validate()
+        if self.eval_batch_size <= 0:
+            raise ValueError(f"--eval_batch_size must be positive, got {self.eval_batch_size}")
         if self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs must be positive, got {self.num_train_epochs}")
         if not 0 <= self.warmup_proportion <= 1:
@@ -90,35 +88,8 @@ class FinetuneOptions:
         return d
 
 
-def find_tower(path: str, flag: str = "--init_checkpoint") -> str:
-    """The tower directory in `path`: itself, or its discriminator/ or encoder/.
-    Errors name `flag`, the option `path` came from."""
-    for candidate in (path, os.path.join(path, "discriminator"), os.path.join(path, "encoder")):
-        if os.path.exists(os.path.join(candidate, "model.weights.h5")):
-            return candidate
-    raise ValueError(
-        f"{flag}={path}: no model.weights.h5 in it or in its discriminator/ or "
-        "encoder/ (write one with electra_tf.pretrain or electra_tf.convert)"
-    )
-
-
-def load_encoder_weights(model: ElectraTaskModel, tower_dir: str) -> None:
-    """Copies a saved discriminator's (or encoder's) encoder into `model.backbone`."""
-    errors = []
-    for tower in ("discriminator", "encoder"):
-        try:
-            loaded = load_tower(tower_dir, tower)
-        except ValueError as e:  # the h5 holds the other tower's layout
-            errors.append(f"{tower}: {e}")
-            continue
-        backbone = loaded.backbone if tower == "discriminator" else loaded
-        model.backbone.set_weights(backbone.get_weights())
-        return
-    raise ValueError(f"{tower_dir}: cannot load as a discriminator or encoder: {errors}")
-
-
 def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[ElectraTaskModel, str]:
-    """The task model and where its encoder came from."""
+    """The task model (pre-trained encoder loaded) and where its encoder came from."""
     if options.init_checkpoint:
         tower_dir = find_tower(options.init_checkpoint)
         config = ElectraConfig.load_from_dir(tower_dir)
@@ -138,220 +109,194 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
             f"the data's max_seq_length={info['max_seq_length']} exceeds the model's "
             f"max_position_embeddings={config.max_position_embeddings} ({source})"
         )
-    labels = info.get("labels") or []
     model = ElectraTaskModel(
         config,
         info["kind"],
-        num_labels=max(len(labels), 1),
+        num_labels=max(len(info.get("labels") or []), 1),
         with_null=bool(info.get("squad", {}).get("version_2")),
+        seed=options.seed,
+        grad_accum_steps=options.grad_accum_steps,
+        clip_norm=options.clip_norm,
+        jit_compile=options.jit_compile,
     )
     model.build()
     if options.init_checkpoint:
-        load_encoder_weights(model, source)
+        model.backbone.set_weights(load_encoder(source).get_weights())
     return model, source
 
 
-def save_for_export(model: ElectraTaskModel, info: dict, data_dir: str, directory: str) -> None:
-    """Writes what inference needs, each file atomically: weights, config, task, vocab."""
-    save_tower(model, model.config, directory)
-    with open(os.path.join(data_dir, "vocab.txt"), "rb") as f:
-        atomic_write_bytes(os.path.join(directory, "vocab.txt"), f.read())
+def task_description(model: ElectraTaskModel, info: dict[str, Any]) -> dict[str, Any]:
+    """task.json: what inference needs to know about the task."""
     task = {
         key: info.get(key)
         for key in ("task", "kind", "labels", "pair", "max_seq_length", "lower_case", "squad")
     }
-    task["num_labels"] = model.num_labels
-    task["with_null"] = model.with_null
-    atomic_write_json(os.path.join(directory, TASK_FILE), task)
+    return dict(task, num_labels=model.num_labels, with_null=model.with_null)
 
 
-def load_task_model(directory: str) -> tuple[ElectraTaskModel, dict[str, Any]]:
-    """Loads what `save_for_export` wrote (e.g. `model_dir/best`)."""
-    import json
-
-    path = os.path.join(directory, TASK_FILE)
-    try:
-        with open(path) as f:
-            task = json.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"{path} not found: not a fine-tuned model directory") from None
-    model = ElectraTaskModel(
-        ElectraConfig.load_from_dir(directory),
-        task["kind"],
-        num_labels=task["num_labels"],
-        with_null=task["with_null"],
+def save_for_export(model: ElectraTaskModel, info: dict, data_dir: str, directory: str) -> None:
+    """Writes the model as `electra_tf.export` reads it (weights, config, task, vocab)."""
+    save_task_model(
+        model, task_description(model, info), os.path.join(data_dir, "vocab.txt"), directory
     )
-    model.build()
-    model.load_weights(os.path.join(directory, "model.weights.h5"))
-    return model, task
 
 
-class _Evaluator:
-    """Runs the model over each dev split and scores it."""
+class Evaluator:
+    """Runs the model over each dev split (on this worker, whole) and scores it."""
 
-    def __init__(self, model, options: FinetuneOptions, info: dict[str, Any]):
+    def __init__(self, model: ElectraTaskModel, options: FinetuneOptions, info: dict[str, Any]):
         self.model, self.options, self.info = model, options, info
         self.splits = [s for s in info["splits"] if s != "train"]
-        self.squad_data = {}
-        if info["kind"] == "span":
-            version_2 = info["squad"]["version_2"]
-            for split in self.splits:
-                self.squad_data[split] = squad.load_eval_data(options.data_dir, split, version_2)
+        self._predict = tf.function(
+            lambda features: model(features, training=False), reduce_retracing=True
+        )
 
-        @tf.function(reduce_retracing=True)
-        def predict(features):
-            return model(features, training=False)
-
-        self._predict = predict
+    def _outputs(self, split: str) -> tuple[dict, dict]:
+        outputs, labels = {}, {}
+        data = finetune_dataset(
+            self.options.data_dir, self.info, split, self.options.eval_batch_size, False
+        )
+        for features, batch_labels in data:
+            for k, v in self._predict(features).items():
+                outputs.setdefault(k, []).append(np.asarray(v, np.float32))
+            for k, v in batch_labels.items():
+                labels.setdefault(k, []).append(v.numpy())
+        return (
+            {k: np.concatenate(v) for k, v in outputs.items()},
+            {k: np.concatenate(v) for k, v in labels.items()},
+        )
 
     def run(self) -> dict[str, float]:
         results = {}
         for split in self.splits:
-            outputs, labels = {}, {}
-            data = finetune_dataset(
-                self.options.data_dir, self.info, split, self.options.eval_batch_size, False
+            outputs, labels = self._outputs(split)
+            ctx = EvalContext(
+                self.info,
+                self.options.data_dir,
+                split,
+                self.options.model_dir,
+                self.options.n_best_size,
+                self.options.max_answer_length,
+                self.options.null_score_diff_threshold,
             )
-            for features, batch_labels in data:
-                for k, v in self._predict(features).items():
-                    outputs.setdefault(k, []).append(np.asarray(v, np.float32))
-                for k, v in batch_labels.items():
-                    labels.setdefault(k, []).append(v.numpy())
-            outputs = {k: np.concatenate(v) for k, v in outputs.items()}
-            labels = {k: np.concatenate(v) for k, v in labels.items()}
-            if self.info["kind"] == "span":
-                scores = self._score_squad(split, outputs, labels)
-            else:
-                scores = tasks.score(self.info, outputs, labels)
+            scores = self.model.task.score(outputs, labels, ctx)
             prefix = "" if split == "dev" else f"{split}_"
             results.update({prefix + k: v for k, v in scores.items()})
         return results
 
-    def _score_squad(self, split, outputs, labels) -> dict[str, float]:
-        examples, features, gold = self.squad_data[split]
-        version_2 = self.info["squad"]["version_2"]
-        predictions, _ = squad.decode(
-            examples,
-            features,
-            labels["unique_ids"],
-            outputs["start_logits"],
-            outputs["end_logits"],
-            outputs.get("null_logit"),
-            n_best_size=self.options.n_best_size,
-            max_answer_length=self.options.max_answer_length,
-            lower_case=self.info["lower_case"],
-            version_2=version_2,
-            null_score_diff_threshold=self.options.null_score_diff_threshold,
-        )
-        atomic_write_json(
-            os.path.join(self.options.model_dir, f"{split}_predictions.json"), predictions
-        )
-        return squad.evaluate(gold, predictions, version_2)
+
+@dataclasses.dataclass
+class _Schedule:
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+    @classmethod
+    def of(cls, options: FinetuneOptions, info: dict[str, Any]) -> _Schedule:
+        train_features = info["splits"]["train"]["features"]
+        steps_per_epoch = max(1, math.ceil(train_features / options.train_batch_size))
+        total = max(1, int(round(options.num_train_epochs * steps_per_epoch)))
+        return cls(steps_per_epoch, total, int(options.warmup_proportion * total))
+
+    def next_event(self, step: int) -> int:
+        return min((step // self.steps_per_epoch + 1) * self.steps_per_epoch, self.total_steps)
 
 
-def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any]:
-    """Trains (or resumes), evaluates every epoch; returns the metrics history and best."""
-    options.validate()
-    info = load_info(options.data_dir)
-    keras.utils.set_random_seed(options.seed)
-    model, source = build_model(options, info)
-    os.makedirs(options.model_dir, exist_ok=True)
-    atomic_write_json(
-        os.path.join(options.model_dir, "finetune_options.json"), options.to_json_dict()
-    )
+class _History:
+    """metrics.json: every evaluation and the best; `best/` follows the best."""
 
-    train_features = info["splits"]["train"]["features"]
-    steps_per_epoch = max(1, math.ceil(train_features / options.train_batch_size))
-    total_steps = max(1, int(round(options.num_train_epochs * steps_per_epoch)))
-    warmup_steps = int(options.warmup_proportion * total_steps)
+    def __init__(self, options: FinetuneOptions, info: dict[str, Any], chief: bool):
+        self.path = os.path.join(options.model_dir, "metrics.json")
+        self.options, self.info, self.chief = options, info, chief
+        self.data: dict[str, Any] = {"evaluations": [], "best": None}
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                self.data = json.load(f)
+
+    def has(self, step: int) -> bool:
+        return any(e["step"] == step for e in self.data["evaluations"])
+
+    def add(self, step: int, epoch: float, scores: dict[str, float], model) -> None:
+        entry = {"step": step, "epoch": epoch, **scores}
+        self.data["evaluations"].append(entry)
+        best, main = self.data["best"], self.info["main_metric"]
+        if best is None or scores[main] > best[main]:
+            self.data["best"] = entry
+            if self.chief:
+                best_dir = os.path.join(self.options.model_dir, "best")
+                save_for_export(model, self.info, self.options.data_dir, best_dir)
+        if self.chief:
+            atomic_write_json(self.path, self.data)
+
+
+def _optimizer(options: FinetuneOptions, model: ElectraTaskModel, schedule: _Schedule):
     multipliers = layerwise_lr_multipliers(
         model.trainable_variables, model.config.num_layers, options.layerwise_lr_decay
     )
-    optimizer = ElectraAdamW(
-        WarmupLinearDecay(options.learning_rate, warmup_steps, total_steps),
+    return create_optimizer(
+        "adamw",
+        options.learning_rate,
+        schedule.warmup_steps,
+        schedule.total_steps,
         options.weight_decay,
         options.adam_beta1,
         options.adam_beta2,
         options.adam_epsilon,
-        resolve_bias_correction(options.adam_bias_correction, warmup_steps),
+        bias_correction=resolve_bias_correction(
+            options.adam_bias_correction, schedule.warmup_steps
+        ),
         lr_multipliers=multipliers,
     )
-    optimizer.build(model.trainable_variables)
 
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(
-        checkpoint, options.model_dir, max_to_keep=max(options.keep_checkpoint_max, 1)
-    )
-    metrics_path = os.path.join(options.model_dir, "metrics.json")
-    history: dict[str, Any] = {"evaluations": [], "best": None}
-    if manager.latest_checkpoint:
-        restore_checkpoint(checkpoint, manager.latest_checkpoint)
-        if os.path.exists(metrics_path):
-            import json
 
-            with open(metrics_path) as f:
-                history = json.load(f)
+def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any]:
+    """Trains (or resumes), evaluates every epoch; returns the metrics history and best."""
+    info = load_info(options.data_dir)
+    schedule = _Schedule.of(options, info)
+    options = dataclasses.replace(options, num_train_steps=schedule.total_steps)
+    engine = Engine(options, stream)  # first: MWMS must exist before any TF op runs
+    try:
+        with engine.scope():
+            model, source = build_model(options, info)
+            optimizer = _optimizer(options, model, schedule)
+        engine.setup(model, optimizer)
+        if engine.chief:
+            atomic_write_json(
+                os.path.join(options.model_dir, "finetune_options.json"), options.to_json_dict()
+            )
         print(
-            f"resumed from {manager.latest_checkpoint} at step {int(optimizer.iterations)}",
+            f"{info['task']} ({info['kind']}): {info['splits']['train']['features']} train "
+            f"features, {schedule.total_steps} steps ({schedule.steps_per_epoch}/epoch), "
+            f"encoder from {source}, main metric {info['main_metric']}, "
+            f"{engine.strategy.num_replicas_in_sync} replica(s)",
             file=stream,
+            flush=True,
         )
-    step = int(optimizer.iterations)
-    main_metric = info["main_metric"]
-    print(
-        f"{info['task']} ({info['kind']}): {train_features} train features, {total_steps} steps "
-        f"({steps_per_epoch}/epoch), encoder from {source}, main metric {main_metric}",
-        file=stream,
-    )
+        history = _History(options, info, engine.chief)
+        evaluator = Evaluator(model, options, info)
 
-    kind, clip_norm = info["kind"], options.clip_norm
-    variables = model.trainable_variables
-
-    @tf.function
-    def train_step(features, labels):
-        with tf.GradientTape() as tape:
-            loss = tasks.loss(kind, labels, model(features, training=True))
-        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
-        if clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, clip_norm)
-        optimizer.apply(grads, variables)
-        return loss
-
-    evaluator = _Evaluator(model, options, info)
-    train_data = finetune_dataset(
-        options.data_dir, info, "train", options.train_batch_size, True, options.seed
-    ).skip(step)  # the same batches as an uninterrupted run
-    train_writer = tf.summary.create_file_writer(os.path.join(options.model_dir, "train"))
-    eval_writer = tf.summary.create_file_writer(os.path.join(options.model_dir, "eval"))
-    losses = []
-    iterator = iter(train_data)
-    while step < total_steps:
-        features, labels = next(iterator)
-        losses.append(train_step(features, labels))  # read at log time: no sync per step
-        step += 1
-        if step % options.log_every_steps == 0 or step == total_steps:
-            lr = float(optimizer.learning_rate)
-            mean_loss = float(np.mean([loss.numpy() for loss in losses]))
-            with train_writer.as_default(step=step):
-                tf.summary.scalar("loss", mean_loss)
-                tf.summary.scalar("learning_rate", lr)
-            print(f"step {step}/{total_steps} loss {mean_loss:.4f} lr {lr:.2e}", file=stream)
-            losses = []
-        if step % steps_per_epoch == 0 or step == total_steps:
+        def evaluate(step: int) -> None:
+            if history.has(step):
+                return
             scores = evaluator.run()
-            with eval_writer.as_default(step=step):
-                for name, value in scores.items():
-                    tf.summary.scalar(name, value)
-            entry = {"step": step, "epoch": step / steps_per_epoch, **scores}
-            history["evaluations"].append(entry)
-            best = history["best"]
-            if best is None or scores[main_metric] > best[main_metric]:
-                save_for_export(
-                    model, info, options.data_dir, os.path.join(options.model_dir, "best")
-                )
-                history["best"] = entry
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-            print(f"eval at step {step} (epoch {entry['epoch']:.2f}): {shown}", file=stream)
-            manager.save(checkpoint_number=step)
-            atomic_write_json(metrics_path, history)
-    train_writer.flush()
-    eval_writer.flush()
-    return history
+            history.add(step, step / schedule.steps_per_epoch, scores, model)
+            engine.logger.write_eval(step, scores)
+            engine.save()
+
+        def train_data(ctx, batch, skip_records, first_batch_index):
+            return finetune_dataset(
+                options.data_dir, info, "train", batch, True, options.seed, skip_records, ctx
+            )
+
+        finished = engine.train(train_data, next_event=schedule.next_event, on_event=evaluate)
+        checkpoint = engine.save()
+        if not finished:
+            print(
+                f"Preempted (SIGTERM) at step {engine.step}: saved {checkpoint}; "
+                "rerun the same command to resume.",
+                file=stream,
+                flush=True,
+            )
+        return dict(history.data, step=engine.step, preempted=not finished)
+    finally:
+        engine.close()

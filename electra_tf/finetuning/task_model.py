@@ -1,40 +1,47 @@
-"""An ELECTRA encoder with a fine-tuning head: classification, regression, span or tagging."""
+"""An ELECTRA encoder with a fine-tuning task's head, trained by the engine."""
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
+from electra_tf.engine.step_model import StepModel
+from electra_tf.finetuning.tasks import get_task
 from electra_tf.modeling.backbone import ElectraBackbone
-from electra_tf.modeling.classification_head import ClassificationHead
-from electra_tf.modeling.span_head import SpanHead
-from electra_tf.modeling.tagging_head import TaggingHead
-
-KINDS = ("classification", "regression", "span", "tagging")
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraTaskModel(keras.Model):
+class ElectraTaskModel(StepModel):
     """The discriminator's encoder (named "electra", so pre-trained weights
-    load by name) under one task head.
+    load by name) under the head of a task kind.
+
+    The kind's `Task` (electra_tf.finetuning.tasks) supplies the head, the
+    loss and what it is averaged over; the train/test steps are the engine's
+    `StepModel`'s, so fine-tuning runs under any strategy, with mixed
+    precision, XLA and gradient accumulation, as pre-training does. Batches
+    are `(features, labels)` pairs.
 
     Args:
         config: The encoder's `ElectraConfig`.
-        kind: "classification", "regression", "span" or "tagging".
+        kind: A registered task kind ("classification", "regression", "span",
+            "tagging").
         num_labels: Classes or tags (ignored for regression and span).
         with_null: Span only: add SQuAD 2.0's no-answer classifier.
+        seed, grad_accum_steps, clip_norm, jit_compile: See `StepModel`.
 
     Call returns a dict: `logits` ([batch, labels]; [batch, length, labels]
     for tagging; [batch, 1] for regression) or, for span,
     `start_logits`/`end_logits` (+ `null_logit`).
 
     Example:
+        >>> import numpy as np
         >>> config = ElectraConfig.from_preset("tiny", vocab_size=100)
-        >>> model = ElectraTaskModel(config, "classification", num_labels=2)
+        >>> model = ElectraTaskModel(config, "classification", num_labels=3)
         >>> ids = np.ones((2, 8), "int32")
-        >>> model({"input_ids": ids, "input_mask": ids,
-        ...        "segment_ids": 0 * ids})["logits"].shape  # doctest: +SKIP
-        (2, 2)
+        >>> out = model({"input_ids": ids, "input_mask": ids, "segment_ids": 0 * ids})
+        >>> tuple(out["logits"].shape)
+        (2, 3)
     """
 
     def __init__(
@@ -43,37 +50,31 @@ class ElectraTaskModel(keras.Model):
         kind: str,
         num_labels: int = 2,
         with_null: bool = False,
+        seed: int = 0,
+        grad_accum_steps: int = 1,
+        clip_norm: float = 1.0,
+        jit_compile: bool = False,
         **kwargs,
     ):
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        task = get_task(kind)
         kwargs.setdefault("name", f"electra_{kind}")
-        super().__init__(**kwargs)
+        super().__init__(
+            seed=seed,
+            grad_accum_steps=grad_accum_steps,
+            clip_norm=clip_norm,
+            jit_compile=jit_compile,
+            **kwargs,
+        )
         self.config = config
         self.kind = kind
-        self.num_labels = 1 if kind == "regression" else num_labels
+        self.task = task
+        self.num_labels = task.num_outputs(num_labels)
         self.with_null = with_null
         self.backbone = ElectraBackbone(
             config, "discriminator", dtype=self.dtype_policy, name="electra"
         )
-        common = {"initializer_range": config.initializer_range, "dtype": self.dtype_policy}
-        if kind in ("classification", "regression"):
-            self.head = ClassificationHead(
-                config.hidden_size,
-                self.num_labels,
-                dropout=config.dropout,
-                hidden_act=config.hidden_act,
-                name="classifier",
-                **common,
-            )
-        elif kind == "span":
-            self.head = SpanHead(
-                config.hidden_size, with_null, config.hidden_act, name="qa_head", **common
-            )
-        else:
-            self.head = TaggingHead(
-                self.num_labels, dropout=config.dropout, name="tagger", **common
-            )
+        self.head = task.build_head(config, num_labels, with_null, self.dtype_policy)
+        self._task_loss = keras.metrics.Mean(name="loss")
 
     def build(self, input_shape=None):
         self.backbone.build()
@@ -82,12 +83,37 @@ class ElectraTaskModel(keras.Model):
 
     def call(self, inputs, training=None):
         sequence = self.backbone(inputs, training=training)
-        if self.kind == "span":
-            return self.head(sequence)
-        return {"logits": self.head(sequence, training=training)}
+        return self.task.head_outputs(self.head, sequence, training)
+
+    # --- the engine's step ----------------------------------------------------------
+
+    def _normalizers(self, data) -> dict:
+        _, labels = data
+        return {"count": self.task.count(labels)}
+
+    def _forward(self, data, norms, seed, training, row_offset=0, step=None):
+        features, labels = data
+        outputs = self(features, training=training)
+        loss_sum = self.task.loss_sum(labels, outputs)
+        return {
+            "loss": tf.math.divide_no_nan(loss_sum, norms["count"]),
+            "loss_sum": loss_sum,
+            "count": self.task.count(labels),
+        }
+
+    def _update_metrics(self, out) -> None:
+        mean = tf.math.divide_no_nan(out["loss_sum"], out["count"])
+        self._task_loss.update_state(mean, sample_weight=out["count"])
+
+    def _metric_list(self):
+        return [self._task_loss]
+
+    def _total_loss(self, logs):
+        return logs["loss"]
 
     def get_config(self):
         return {
+            **super().get_config(),
             "config": self.config.to_dict(),
             "kind": self.kind,
             "num_labels": self.num_labels,

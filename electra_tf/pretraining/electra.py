@@ -11,7 +11,7 @@ One step (google-research/electra `run_pretraining.PretrainingModel`):
 4. loss = gen_weight * MLM loss + disc_weight * sigmoid BCE over real tokens.
 
 The step machinery (global normalisation, all-reduce, clipping, gradient
-accumulation) is `PretrainerBase`'s.
+accumulation) is `StepModel`'s.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.engine.step_model import PretrainerBase, hidden_spread
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.disentangled_embeddings import DisentangledEmbeddings
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
+from electra_tf.pretraining.base import PretrainerBase, hidden_spread
 from electra_tf.pretraining.helpers import sample_gumbel_max, scatter_positions
 
 EMBEDDING_SHARING = ("shared", "disentangled", "none")
@@ -49,7 +49,7 @@ class ElectraPretrainer(PretrainerBase):
             GDES: the discriminator reads stop_gradient(shared) + its own
             zero-initialised residual) or "none" (separate embeddings).
         **kwargs: `seed`, `grad_accum_steps`, `clip_norm`, `jit_compile` (see
-            `PretrainerBase`) and Keras' `name`, `dtype`.
+            `StepModel`) and Keras' `name`, `dtype`.
 
     Inputs to `fit` / `evaluate`: dicts with int `input_ids` (masked),
     `input_mask`, `segment_ids` [B, L], `masked_lm_positions`,
@@ -144,7 +144,8 @@ class ElectraPretrainer(PretrainerBase):
 
     # --- forward ------------------------------------------------------------------
 
-    def _forward(self, batch, seed, num_masked, num_tokens, training, row_offset=0, step=None):
+    def _forward(self, batch, norms, seed, training, row_offset=0, step=None):
+        num_masked, num_tokens = norms["num_masked"], norms["num_tokens"]
         """Both towers on one (micro-)batch; losses are shares of the global mean."""
         input_ids = tf.cast(batch["input_ids"], tf.int32)
         input_mask = tf.cast(batch["input_mask"], tf.int32)

@@ -1,7 +1,8 @@
-"""Runs ELECTRA pre-training: strategy, data, model, checkpoints, resume.
+"""The pre-training job: data, objective and optimizer, run on the engine.
 
 `run_pretraining(PretrainOptions(...))` is the whole job; the CLI in
-`electra_tf.pretrain` only turns flags into options.
+`electra_tf.pretrain` only turns flags into options. The strategy,
+precision, checkpoints, resume and preemption are `electra_tf.engine`'s.
 
 Layout of `model_dir`:
     electra_config.json         the ElectraConfig
@@ -23,19 +24,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from electra_tf.checkpoints import load_tower, save_tower
 from electra_tf.config import ElectraConfig
-from electra_tf.distribute import get_strategy
-from electra_tf.engine.callbacks import Checkpointer, PreemptionWatcher, StepLogger
-from electra_tf.engine.step_model import PretrainerBase
+from electra_tf.engine.loop import Engine, RunOptions, batches_per_step
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
 from electra_tf.optimization import (
@@ -45,6 +41,7 @@ from electra_tf.optimization import (
 )
 from electra_tf.pretraining import ElectraPretrainer, MlmPretrainer
 from electra_tf.pretraining import data as data_lib
+from electra_tf.pretraining.base import PretrainerBase
 from electra_tf.pretraining.electra import (
     EMBEDDING_SHARING,
     copy_discriminator,
@@ -55,18 +52,16 @@ from electra_tf.vocab import Vocab
 OBJECTIVES = ("electra", "mlm")
 
 
-@dataclasses.dataclass
-class PretrainOptions:
+@dataclasses.dataclass(kw_only=True)
+class PretrainOptions(RunOptions):
     """Everything a pre-training run needs (the pretrain flags, typed)."""
 
     config: ElectraConfig
     train_data: str
-    model_dir: str
     eval_data: str | None = None
     max_seq_length: int = 128
     train_batch_size: int = 128
     eval_batch_size: int = 128
-    num_train_steps: int = 1000
     learning_rate: float = 5e-4
     warmup_steps: int = 100
     lr_decay_power: float = 1.0
@@ -76,8 +71,6 @@ class PretrainOptions:
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
     adam_bias_correction: bool | None = None  # None: on for warmups shorter than 10,000
-    clip_norm: float = 1.0
-    grad_accum_steps: int = 1
     objective: str = "electra"
     init_checkpoint: str | None = None
     gen_weight: float = 1.0
@@ -90,55 +83,24 @@ class PretrainOptions:
     dynamic_masking: str | None = None  # None: by objective
     whole_word_masking: bool = False
     vocab: str | None = None
-    log_every_steps: int = 100
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
     eval_every_steps: int = 0
     num_eval_steps: int = 100
     shuffle_buffer: int = 10000
-    seed: int = 42
-    distribution_strategy: str = "default"
-    num_gpus: int = 0
-    tpu: str | None = None
-    all_reduce_alg: str | None = None
-    mixed_precision: str = "float32"
-    jit_compile: bool = False
-    steps_per_execution: int = 1
-    max_steps_per_run: int = 0
 
     def validate(self) -> None:
-        positive = (
-            "train_batch_size",
-            "eval_batch_size",
-            "num_train_steps",
-            "log_every_steps",
-            "save_checkpoints_steps",
-            "num_eval_steps",
-            "steps_per_execution",
-            "grad_accum_steps",
-            "shuffle_buffer",
-        )
-        for name in positive:
+        super().validate()
+        for name in ("eval_batch_size", "num_eval_steps", "shuffle_buffer"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise ValueError(f"--warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.train_batch_size % self.grad_accum_steps:
-            raise ValueError(
-                f"--train_batch_size={self.train_batch_size} is not divisible by "
-                f"--grad_accum_steps={self.grad_accum_steps}"
-            )
         if self.max_seq_length > self.config.max_position_embeddings:
             raise ValueError(
                 f"--max_seq_length={self.max_seq_length} exceeds the model's "
                 f"max_position_embeddings={self.config.max_position_embeddings}"
             )
-        for name in ("log_every_steps", "save_checkpoints_steps"):
-            if getattr(self, name) % self.steps_per_execution:
-                raise ValueError(
-                    f"--{name}={getattr(self, name)} is not a multiple of "
-                    f"--steps_per_execution={self.steps_per_execution}"
-                )
+        if self.eval_every_steps % self.log_every_steps:
+            raise ValueError("--eval_every_steps must be a multiple of --log_every_steps")
         if self.temperature <= 0:
             raise ValueError(f"--temperature must be positive, got {self.temperature}")
         if self.temperature_start is not None and self.temperature_start <= 0:
@@ -176,11 +138,6 @@ class PretrainOptions:
         d = dataclasses.asdict(self)
         d["config"] = self.config.to_dict()
         return d
-
-
-def _set_precision(name: str) -> None:
-    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[name]
-    keras.mixed_precision.set_dtype_policy(policy)
 
 
 def check_masking(options: PretrainOptions, data: data_lib.PretrainingData, source: str) -> None:
@@ -231,76 +188,6 @@ def _masker_for(options: PretrainOptions, data: data_lib.PretrainingData) -> Mas
         ),
         vocab,
     )
-
-
-def _rng_states(model: keras.Model) -> list:
-    """Dropout's SeedGenerator states: not saved by default, needed for exact resume."""
-    states = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", []):
-            states.append(generator.state)
-    return states
-
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (
-        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
-    )
-
-
-def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> None:
-    """Writes one tower's weights + config so it loads alone (atomic)."""
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, os.path.join(directory, "model.weights.h5"))
-    config.save(os.path.join(directory, "electra_config.json"))
-
-
-def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
-    """Loads a tower saved by pre-training or `electra_tf.convert`.
-
-    `tower` is "discriminator", "generator" or "encoder" (an ElectraBackbone).
-    """
-    from electra_tf.modeling import (
-        ElectraBackbone,
-        ElectraDiscriminator,
-        ElectraGenerator,
-    )
-
-    config = ElectraConfig.load_from_dir(directory)
-    classes = {
-        "discriminator": ElectraDiscriminator,
-        "generator": ElectraGenerator,
-        "encoder": ElectraBackbone,
-    }
-    if tower not in classes:
-        raise ValueError(f"tower must be one of {sorted(classes)}, got {tower!r}")
-    model = classes[tower](config)
-    model.build()
-    model.load_weights(os.path.join(directory, "model.weights.h5"))
-    return model
-
-
-def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
-    """Restores `path` into `checkpoint`, every existing variable included.
-
-    Raises ValueError naming the checkpoint when a variable of the model has
-    no value in it (another architecture, size or electra_tf version), rather
-    than training on with some weights left at their initialisation.
-    """
-    try:
-        checkpoint.restore(path).assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:  # a missing or a mis-shaped variable
-        raise ValueError(
-            f"checkpoint {path} does not match this model: {str(e)[:300]} ... Was it "
-            "written with another config or electra_tf version? Use another "
-            "--model_dir, or import the weights with electra_tf.convert."
-        ) from None
 
 
 def build_pretrainer(options: PretrainOptions) -> PretrainerBase:
@@ -443,255 +330,166 @@ def held_out_summary(results: dict[str, float], vocab_size: int) -> str:
     )
 
 
+@dataclasses.dataclass
+class _Inputs:
+    """The run's training and (optional) held-out data, checked against the options."""
+
+    train: data_lib.PretrainingData
+    masker: Masker | None
+    evaluation: data_lib.PretrainingData | None = None
+    eval_masker: Masker | None = None
+
+
+def _inspect_inputs(options: PretrainOptions) -> _Inputs:
+    def inspect(pattern: str, flag: str) -> data_lib.PretrainingData:
+        data = data_lib.inspect_data(pattern, flag)
+        data_lib.check_compatible(data, options.config.vocab_size, options.max_seq_length, flag)
+        check_masking(options, data, flag)
+        return data
+
+    train = inspect(options.train_data, "--train_data")
+    inputs = _Inputs(train, _masker_for(options, train))
+    if options.eval_data:
+        inputs.evaluation = inspect(options.eval_data, "--eval_data")
+        inputs.eval_masker = _masker_for(options, inputs.evaluation)
+    return inputs
+
+
+def _build(options: PretrainOptions, engine: Engine) -> PretrainerBase:
+    """The objective and its optimizer on the engine, resumed or initialised."""
+    with engine.scope():
+        model = build_pretrainer(options)
+        optimizer = create_optimizer(
+            options.optimizer,
+            options.learning_rate,
+            options.warmup_steps,
+            options.num_train_steps,
+            options.weight_decay,
+            options.adam_beta1,
+            options.adam_beta2,
+            options.adam_epsilon,
+            options.lr_decay_power,
+            options.bias_correction,
+        )
+    resumed = engine.setup(model, optimizer)
+    if not resumed and options.init_checkpoint:
+        loaded = load_init_checkpoint(model, options.init_checkpoint)
+        print(
+            f"Initialised {' and '.join(loaded)} from {options.init_checkpoint}",
+            file=engine.stream,
+            flush=True,
+        )
+    if engine.chief:
+
+        def write_towers(step: int) -> None:
+            for name, tower in model.export_towers().items():
+                save_tower(tower, options.config, os.path.join(options.model_dir, name))
+
+        engine.before_save(write_towers)
+    return model
+
+
+def _datasets(options: PretrainOptions, inputs: _Inputs, engine: Engine):
+    """(the training DatasetFn, a function making the held-out dataset)."""
+
+    def train(ctx, batch, skip_records, first_batch_index):
+        return data_lib.pretraining_dataset(
+            inputs.train,
+            batch,
+            seed=options.seed,
+            training=True,
+            skip_records=skip_records,
+            first_batch_index=first_batch_index,
+            masker=inputs.masker,
+            input_context=ctx,
+            shuffle_buffer=options.shuffle_buffer,
+        )
+
+    def evaluation():
+        return engine.distribute(
+            lambda ctx, batch: data_lib.pretraining_dataset(
+                inputs.evaluation,
+                batch,
+                seed=options.seed,
+                training=False,
+                masker=inputs.eval_masker,
+                input_context=ctx,
+                repeat=True,
+            ).take(options.num_eval_steps * batches_per_step(ctx)),
+            options.eval_batch_size,
+        )
+
+    return train, (evaluation if inputs.evaluation is not None else None)
+
+
 def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, Any]:
     """Trains (or resumes) and returns the final metrics."""
-    options.validate()
-    config = options.config
-    # First: MultiWorkerMirroredStrategy must exist before any TF op runs.
-    strategy = get_strategy(
-        options.distribution_strategy, options.num_gpus, options.tpu, options.all_reduce_alg
-    )
-    train = data_lib.inspect_data(options.train_data, "--train_data")
-    data_lib.check_compatible(train, config.vocab_size, options.max_seq_length, "--train_data")
-    check_masking(options, train, "--train_data")
-    masker = _masker_for(options, train)
-    evaluation = None
-    if options.eval_data:
-        evaluation = data_lib.inspect_data(options.eval_data, "--eval_data")
-        data_lib.check_compatible(
-            evaluation, config.vocab_size, options.max_seq_length, "--eval_data"
-        )
-        check_masking(options, evaluation, "--eval_data")
-        eval_masker = _masker_for(options, evaluation)
-
-    replicas = strategy.num_replicas_in_sync
-    if options.train_batch_size % replicas:
-        raise ValueError(
-            f"--train_batch_size={options.train_batch_size} is not divisible by the "
-            f"{replicas} replicas of --distribution_strategy={options.distribution_strategy}"
-        )
-    chief = _is_chief(strategy)
-    model_dir = options.model_dir
-    os.makedirs(model_dir, exist_ok=True)
-    # Every worker saves (MWMS needs all of them in the save), but only the
-    # chief into model_dir; the others write to temp dirs removed at the end.
-    save_dir = model_dir if chief else tempfile.mkdtemp(prefix="electra_worker_")
-    if chief:
-        config.save(os.path.join(model_dir, "electra_config.json"))
-        atomic_write_json(os.path.join(model_dir, "pretrain_options.json"), options.to_json_dict())
-
-    warning = bias_correction_warning(options.bias_correction, options.warmup_steps)
-    if warning and options.objective == "electra":
-        print(warning, file=sys.stderr, flush=True)
-    _set_precision(options.mixed_precision)
-    keras.utils.set_random_seed(options.seed)
-    preemption = PreemptionWatcher()
+    engine = Engine(options, stream)  # first: MWMS must exist before any TF op runs
     try:
-        with strategy.scope():
-            model = build_pretrainer(options)
-            optimizer = create_optimizer(
-                options.optimizer,
-                options.learning_rate,
-                options.warmup_steps,
-                options.num_train_steps,
-                options.weight_decay,
-                options.adam_beta1,
-                options.adam_beta2,
-                options.adam_epsilon,
-                options.lr_decay_power,
-                options.bias_correction,
+        inputs = _inspect_inputs(options)
+        if engine.chief:
+            options.config.save(os.path.join(options.model_dir, "electra_config.json"))
+            atomic_write_json(
+                os.path.join(options.model_dir, "pretrain_options.json"), options.to_json_dict()
             )
-            if options.mixed_precision == "float16":
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            model.compile(optimizer=optimizer, steps_per_execution=options.steps_per_execution)
-            model.build_all()
-            input_position = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_position")
-            checkpoint = tf.train.Checkpoint(
-                model=model,
-                optimizer=optimizer,
-                input_position=input_position,
-                rng=_rng_states(model),
-            )
-        manager = tf.train.CheckpointManager(
-            checkpoint,
-            save_dir,
-            max_to_keep=options.keep_checkpoint_max or None,
-            step_counter=optimizer.iterations,
-        )
-        latest = tf.train.latest_checkpoint(model_dir)
-        if latest:
-            restore_checkpoint(checkpoint, latest)
-            print(f"Resumed from {latest}", file=stream, flush=True)
-        elif options.init_checkpoint:
-            loaded = load_init_checkpoint(model, options.init_checkpoint)
-            print(
-                f"Initialised {' and '.join(loaded)} from {options.init_checkpoint}",
-                file=stream,
-                flush=True,
-            )
-        step = int(optimizer.iterations.numpy())
+        warning = bias_correction_warning(options.bias_correction, options.warmup_steps)
+        if warning and options.objective == "electra":
+            print(warning, file=sys.stderr, flush=True)
+        model = _build(options, engine)
+        train_data, eval_data = _datasets(options, inputs, engine)
+        if eval_data is not None:
+            _collapse_baseline(model, eval_data, options, engine.logger, engine.step, engine.chief)
+        validation = None
+        if eval_data is not None and options.eval_every_steps:
 
-        def before_save(now: int) -> None:
-            input_position.assign_add((now - before_save.last) * options.train_batch_size)
-            before_save.last = now
-            if chief:
-                for name, tower in model.export_towers().items():
-                    save_tower(tower, config, os.path.join(model_dir, name))
-
-        before_save.last = step
-        logger = StepLogger(
-            model_dir if chief else None, options.train_batch_size, options.num_train_steps, stream
-        )
-        checkpointer = Checkpointer(
-            manager, options.save_checkpoints_steps, options.num_train_steps, before_save
-        )
-
-        def train_dataset(at_step: int):
-            consumed = (
-                int(input_position.numpy())
-                + (at_step - before_save.last) * options.train_batch_size
-            )
-            return _distributed(
-                strategy,
-                lambda ctx, batch: data_lib.pretraining_dataset(
-                    train,
-                    batch,
-                    seed=options.seed,
-                    training=True,
-                    skip_records=consumed // _pipelines(ctx),
-                    first_batch_index=at_step * _batches_per_step(ctx),
-                    masker=masker,
-                    input_context=ctx,
-                    shuffle_buffer=options.shuffle_buffer,
-                ),
-                options.train_batch_size,
-            )
-
-        def eval_dataset():
-            return _distributed(
-                strategy,
-                lambda ctx, batch: data_lib.pretraining_dataset(
-                    evaluation,
-                    batch,
-                    seed=options.seed,
-                    training=False,
-                    masker=eval_masker,
-                    input_context=ctx,
-                    repeat=True,
-                ).take(options.num_eval_steps * _batches_per_step(ctx)),
-                options.eval_batch_size,
-            )
-
-        if evaluation is not None:
-            _collapse_baseline(model, eval_dataset, options, logger, step, chief)
-
-        interval = options.log_every_steps
-        total = options.num_train_steps
-        if options.max_steps_per_run > 0:
-            # Stop early (checkpointed, resumable); the schedule still spans num_train_steps.
-            total = min(total, step + options.max_steps_per_run)
-        if step >= options.num_train_steps:
-            print(
-                f"Already trained {step} of {options.num_train_steps} steps.",
-                file=stream,
-                flush=True,
-            )
-        with preemption.installed():
-            while step < total and not preemption.requested:
-                # Keras epochs are logging intervals aligned to multiples of the
-                # interval; a resume or a total off the grid runs a short one first.
-                aligned = step % interval == 0 and total - step >= interval
-                steps_per_epoch = (
-                    interval if aligned else min(interval - step % interval, total - step)
+            def validation():
+                return dict(
+                    validation_data=eval_data(),
+                    validation_steps=options.num_eval_steps,
+                    validation_freq=options.eval_every_steps // options.log_every_steps,
                 )
-                epochs = (total // interval) if aligned else 1
-                initial_epoch = (step // interval) if aligned else 0
-                validation = {}
-                if evaluation is not None and options.eval_every_steps and aligned:
-                    if options.eval_every_steps % interval:
-                        raise ValueError(
-                            "--eval_every_steps must be a multiple of --log_every_steps"
-                        )
-                    validation = dict(
-                        validation_data=eval_dataset(),
-                        validation_steps=options.num_eval_steps,
-                        validation_freq=options.eval_every_steps // interval,
-                    )
-                model.fit(
-                    train_dataset(step),
-                    steps_per_epoch=steps_per_epoch,
-                    epochs=epochs,
-                    initial_epoch=initial_epoch,
-                    callbacks=[logger, checkpointer, preemption],
-                    shuffle=False,  # The pipeline shuffles, with the seed.
-                    verbose=0,
-                    **validation,
-                )
-                new_step = int(optimizer.iterations.numpy())
-                if new_step == step or (model.stop_training and not preemption.requested):
-                    break
-                step = new_step
-        checkpointer.set_model(model)
-        last_checkpoint = checkpointer.save() or manager.latest_checkpoint
 
+        finished = engine.train(train_data, validation=validation)
         results: dict[str, Any] = {
-            "step": int(optimizer.iterations.numpy()),
-            "checkpoint": last_checkpoint,
-            "preempted": preemption.requested,
+            "step": engine.step,
+            "checkpoint": engine.save(),
+            "preempted": not finished,
         }
-        if preemption.requested:
+        if finished:
+            _final_report(options, model, engine, eval_data, results)
+        else:
             print(
-                f"Preempted (SIGTERM) at step {results['step']}: saved {last_checkpoint}; "
+                f"Preempted (SIGTERM) at step {results['step']}: saved {results['checkpoint']}; "
                 "rerun the same command to resume.",
                 file=stream,
                 flush=True,
             )
-            return results
-        if logger.history:
-            results["train"] = logger.history[-1]
-        if evaluation is not None:
-            eval_logs = model.evaluate(
-                eval_dataset(), steps=options.num_eval_steps, verbose=0, return_dict=True
-            )
-            results["eval"] = {k: float(np.mean(v)) for k, v in eval_logs.items()}
-            shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(results["eval"].items()))
-            print(f"final eval: {shown}", file=stream, flush=True)
-            logger.check_collapse(results["eval"]["hidden_spread"])
-            results["eval_at_start"] = {"hidden_spread": logger.first_spread}
-            print(held_out_summary(results["eval"], config.vocab_size), file=stream, flush=True)
-        if chief:
-            atomic_write_json(os.path.join(model_dir, "results.json"), results)
-        print(
-            f"Checkpoint: {last_checkpoint}\n"
-            f"Discriminator (for fine-tuning): {os.path.join(model_dir, 'discriminator')}\n"
-            f"TensorBoard: tensorboard --logdir {model_dir}",
-            file=stream,
-            flush=True,
-        )
         return results
     finally:
-        keras.mixed_precision.set_dtype_policy("float32")
-        if not chief:
-            shutil.rmtree(save_dir, ignore_errors=True)
+        engine.close()
 
 
-def _pipelines(ctx: tf.distribute.InputContext | None) -> int:
-    return ctx.num_input_pipelines if ctx else 1
-
-
-def _batches_per_step(ctx: tf.distribute.InputContext | None) -> int:
-    """Batches one input pipeline yields per training step (one per local replica)."""
-    return ctx.num_replicas_in_sync // ctx.num_input_pipelines if ctx else 1
-
-
-def _distributed(strategy: tf.distribute.Strategy, make, global_batch: int):
-    """A plain dataset on the default strategy; per-worker pipelines otherwise.
-
-    `make(input_context, batch_size)` builds one pipeline: with a strategy it
-    gets the per-replica batch size and shards by file across workers.
-    """
-    if strategy is tf.distribute.get_strategy():  # the default (no-op) strategy
-        return make(None, global_batch)
-    return strategy.distribute_datasets_from_function(
-        lambda ctx: make(ctx, ctx.get_per_replica_batch_size(global_batch))
+def _final_report(options, model, engine: Engine, eval_data, results: dict) -> None:
+    """Final held-out evaluation, results.json and where things are."""
+    stream, logger = engine.stream, engine.logger
+    if logger.history:
+        results["train"] = logger.history[-1]
+    if eval_data is not None:
+        eval_logs = model.evaluate(
+            eval_data(), steps=options.num_eval_steps, verbose=0, return_dict=True
+        )
+        results["eval"] = {k: float(np.mean(v)) for k, v in eval_logs.items()}
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in sorted(results["eval"].items()))
+        print(f"final eval: {shown}", file=stream, flush=True)
+        logger.check_collapse(results["eval"]["hidden_spread"])
+        results["eval_at_start"] = {"hidden_spread": logger.first_spread}
+        print(held_out_summary(results["eval"], options.config.vocab_size), file=stream, flush=True)
+    if engine.chief:
+        atomic_write_json(os.path.join(options.model_dir, "results.json"), results)
+    print(
+        f"Checkpoint: {results['checkpoint']}\n"
+        f"Discriminator (for fine-tuning): {os.path.join(options.model_dir, 'discriminator')}\n"
+        f"TensorBoard: tensorboard --logdir {options.model_dir}",
+        file=stream,
+        flush=True,
     )

@@ -15,9 +15,9 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.engine.step_model import PretrainerBase, hidden_spread
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.generator import tied_mlm_head
+from electra_tf.pretraining.base import PretrainerBase, hidden_spread
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -68,7 +68,8 @@ class MlmPretrainer(PretrainerBase):
     def _total_loss(self, logs):
         return logs["mlm_loss"]
 
-    def _forward(self, batch, seed, num_masked, num_tokens, training, row_offset=0, step=None):
+    def _forward(self, batch, norms, seed, training, row_offset=0, step=None):
+        num_masked, num_tokens = norms["num_masked"], norms["num_tokens"]
         del seed, num_tokens, row_offset, step  # no sampling in this objective
         inputs = {
             "input_ids": tf.cast(batch["input_ids"], tf.int32),

@@ -44,7 +44,59 @@ import tensorflow as tf
 from electra_tf.config import ElectraConfig
 
 TEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
-NEG = -1e9
+PRETRAINED = "pretrained"  # task.json kind of a discriminator exported without a head
+
+
+class PretrainedOutputs:
+    """The outputs of a pre-trained discriminator: encodings and replaced-token
+    probabilities (the counterpart of a fine-tuning `Task`'s serving outputs)."""
+
+    always_pair = False
+    ENCODE = ("sequence_output", "cls_embedding", "input_mask")
+    REPLACED = ("replaced_token_probs", "input_mask")
+
+    def outputs(self, model, inputs, module):
+        sequence = model.encode(inputs, training=False)
+        probs = tf.sigmoid(tf.cast(model.head(sequence), tf.float32))
+        mask = tf.cast(inputs["input_mask"], tf.float32)
+        return {
+            "sequence_output": tf.cast(sequence, tf.float32),
+            "cls_embedding": tf.cast(sequence[:, 0], tf.float32),
+            "replaced_token_probs": probs * mask,
+            "input_mask": inputs["input_mask"],
+        }
+
+    def text_outputs(self, outputs, passage, module):
+        return outputs
+
+    def extra_signatures(self, module) -> dict:
+        spec = tf.TensorSpec([None], tf.string, name="text")
+
+        def subset(names):
+            return tf.function(
+                lambda text: {k: v for k, v in module.text_fn(text).items() if k in names},
+                input_signature=[spec],
+            )
+
+        return {"encode": subset(self.ENCODE), "replaced_token_probs": subset(self.REPLACED)}
+
+
+class TaskOutputs:
+    """Serving outputs of a fine-tuned `ElectraTaskModel`, by its task."""
+
+    def __init__(self, task):
+        self.task = task
+        self.always_pair = task.always_pair
+
+    def outputs(self, model, inputs, module):
+        raw = {k: tf.cast(v, tf.float32) for k, v in model(inputs, training=False).items()}
+        return self.task.serving_outputs(raw, inputs, module)
+
+    def text_outputs(self, outputs, passage, module):
+        return self.task.text_outputs(outputs, passage, module)
+
+    def extra_signatures(self, module) -> dict:
+        return {}
 
 
 class ServingModule(tf.Module):
@@ -71,9 +123,15 @@ class ServingModule(tf.Module):
         super().__init__()
         import tensorflow_text as tf_text
 
+        from electra_tf.finetuning.tasks import get_task
+
         self.model = model
-        self.kind = task["kind"]
-        self.pair = bool(task.get("pair")) or self.kind == "span"
+        self.adapter = (
+            PretrainedOutputs()
+            if task["kind"] == PRETRAINED
+            else TaskOutputs(get_task(task["kind"]))
+        )
+        self.pair = bool(task.get("pair")) or self.adapter.always_pair
         self.labels = list(task.get("labels") or [])
         self.max_seq_length = max_seq_length
         self.max_answer_length = max_answer_length
@@ -82,7 +140,7 @@ class ServingModule(tf.Module):
             vocab = [line.rstrip("\n").rstrip("\r") for line in f]
         if vocab and vocab[-1] == "":
             vocab.pop()
-        self._vocab = tf.constant(vocab)
+        self.vocab_table = tf.constant(vocab)
         index = {token: i for i, token in enumerate(vocab)}
         self.cls_id, self.sep_id = index["[CLS]"], index["[SEP]"]
         self.tokenizer = tf_text.FastBertTokenizer(
@@ -152,88 +210,13 @@ class ServingModule(tf.Module):
         width = tf.shape(inputs["input_ids"])[1]
         pad = [[0, 0], [0, tf.maximum(1 - width, 0)]]
         inputs = {k: tf.pad(v, pad) for k, v in inputs.items()}
-        if self.kind == "pretrained":
-            sequence = self.model.encode(inputs, training=False)
-            probs = tf.sigmoid(tf.cast(self.model.head(sequence), tf.float32))
-            mask = tf.cast(inputs["input_mask"], tf.float32)
-            return {
-                "sequence_output": tf.cast(sequence, tf.float32),
-                "cls_embedding": tf.cast(sequence[:, 0], tf.float32),
-                "replaced_token_probs": probs * mask,
-                "input_mask": inputs["input_mask"],
-            }
-        raw = {k: tf.cast(v, tf.float32) for k, v in self.model(inputs, training=False).items()}
-        if self.kind == "classification":
-            logits = raw["logits"]
-            label_ids = tf.argmax(logits, -1, output_type=tf.int32)
-            return {
-                "logits": logits,
-                "probabilities": tf.nn.softmax(logits, -1),
-                "label_ids": label_ids,
-                "labels": tf.gather(tf.constant(self.labels), label_ids),
-            }
-        if self.kind == "regression":
-            return {"predictions": raw["logits"][:, 0]}
-        if self.kind == "tagging":
-            tag_ids = tf.argmax(raw["logits"], -1, output_type=tf.int32)
-            return {
-                "logits": raw["logits"],
-                "tag_ids": tag_ids,
-                "tags": tf.gather(tf.constant(self.labels), tag_ids),
-                "tokens": tf.gather(self._vocab, inputs["input_ids"]),
-                "input_mask": inputs["input_mask"],
-            }
-        return self._best_span(inputs, raw)
-
-    def _best_span(self, inputs, raw):
-        """The best passage span with end >= start and at most max_answer_length pieces."""
-        start, end = raw["start_logits"], raw["end_logits"]
-        length = tf.shape(start)[1]
-        ids = inputs["input_ids"]
-        in_passage = (
-            (inputs["segment_ids"] == 1) & (inputs["input_mask"] == 1) & (ids != self.sep_id)
-        )
-        start = tf.where(in_passage, start, NEG)
-        end = tf.where(in_passage, end, NEG)
-        scores = start[:, :, None] + end[:, None, :]
-        upper = tf.minimum(self.max_answer_length - 1, length)  # band_part wants <= length
-        band = tf.linalg.band_part(tf.ones([length, length]), 0, upper)
-        scores = tf.where(band[None] > 0, scores, 2 * NEG)
-        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
-        best = tf.argmax(flat, -1, output_type=tf.int32)
-        outputs = {
-            "start_index": best // tf.maximum(length, 1),
-            "end_index": best % tf.maximum(length, 1),
-            "score": tf.gather(flat, best, batch_dims=1),
-        }
-        if self.version_2:
-            null = raw["null_logit"]
-            outputs["null_score"] = null
-            outputs["has_answer"] = null - outputs["score"] <= 0.0
-        return outputs
-
-    def _answer_text(self, outputs, text_b, offsets, first_length):
-        """Cuts the answer out of the passage's own bytes with the tokenizer's offsets."""
-        starts, ends = offsets
-        passage_start = tf.cast(first_length, tf.int32) + 2  # [CLS] question [SEP]
-        first = tf.maximum(outputs["start_index"] - passage_start, 0)
-        last = tf.maximum(outputs["end_index"] - passage_start, 0)
-        begin = tf.gather(starts.to_tensor(0), first, batch_dims=1)
-        stop = tf.gather(ends.to_tensor(0), last, batch_dims=1)
-        answer = tf.strings.substr(text_b, begin, tf.maximum(stop - begin, 0))
-        found = outputs["score"] > NEG
-        if self.version_2:
-            found &= outputs["has_answer"]
-        return tf.where(found, answer, "")
+        return self.adapter.outputs(self.model, inputs, self)
 
     # ---- signatures ----------------------------------------------------
 
     def text_fn(self, text, text_b=None):
         inputs, passage = self._tokenize(text, text_b)
-        outputs = self._outputs(inputs)
-        if self.kind == "span":
-            outputs["answer"] = self._answer_text(outputs, *passage)
-        return outputs
+        return self.adapter.text_outputs(self._outputs(inputs), passage, self)
 
     def ids_fn(self, input_ids, input_mask, segment_ids):
         return self._outputs(
@@ -241,7 +224,6 @@ class ServingModule(tf.Module):
         )
 
     def signatures(self) -> dict[str, Any]:
-        text_spec = tf.TensorSpec([None], tf.string)
         ids_spec = tf.TensorSpec([None, None], tf.int32)
         if self.pair:
             text = tf.function(
@@ -276,40 +258,27 @@ class ServingModule(tf.Module):
                 lambda text: self._tokenize(text)[0], input_signature=text.input_signature
             )
         signatures = {"serving_default": text, "predict_ids": ids, "tokenize": tokenize}
-        if self.kind == "pretrained":
-            text_only = text_spec
-            signatures["encode"] = tf.function(
-                lambda text: {
-                    k: v
-                    for k, v in self.text_fn(text).items()
-                    if k in ("sequence_output", "cls_embedding", "input_mask")
-                },
-                input_signature=[tf.TensorSpec.from_spec(text_only, name="text")],
-            )
-            signatures["replaced_token_probs"] = tf.function(
-                lambda text: {
-                    k: v
-                    for k, v in self.text_fn(text).items()
-                    if k in ("replaced_token_probs", "input_mask")
-                },
-                input_signature=[tf.TensorSpec.from_spec(text_only, name="text")],
-            )
+        signatures.update(self.adapter.extra_signatures(self))
         return signatures
 
 
 def load_for_export(checkpoint: str):
     """(model, task, vocab path or None) from a fine-tuned `best/` directory or a
     pre-trained discriminator (a tower directory or a pre-training --model_dir)."""
-    from electra_tf.finetuning.job import TASK_FILE, find_tower, load_task_model
-    from electra_tf.pretraining.job import load_tower
+    from electra_tf.checkpoints import (
+        find_tower,
+        is_task_model_dir,
+        load_task_model,
+        load_tower,
+    )
 
-    if os.path.exists(os.path.join(checkpoint, TASK_FILE)):
+    if is_task_model_dir(checkpoint):
         model, task = load_task_model(checkpoint)
         directory = checkpoint
     else:
         directory = find_tower(checkpoint, "--checkpoint")
         model = load_tower(directory, "discriminator")
-        task = {"kind": "pretrained", "labels": None, "lower_case": None}
+        task = {"kind": PRETRAINED, "labels": None, "lower_case": None}
     vocab = os.path.join(directory, "vocab.txt")
     if not os.path.exists(vocab):
         vocab = None

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from electra_tf.finetuning.tasks import get_task, kinds
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.tokenizer import WordPieceTokenizer
 
@@ -50,7 +51,7 @@ def read_task(saved_model: str) -> dict[str, Any]:
         raise ValueError(
             f"{path} not found: --saved_model must be an electra_tf.export version directory"
         ) from None
-    if task["kind"] not in ("classification", "regression"):
+    if task["kind"] not in kinds() or get_task(task["kind"]).single_output is None:
         raise ValueError(
             f"{saved_model} is a {task['kind']!r} model; TFLite conversion is for classifiers"
         )
@@ -115,6 +116,7 @@ def convert(
     tokenizer = WordPieceTokenizer(vocab_path, bool(task.get("lower_case", True)))
     loaded = load_saved_model(saved_model)
     predict = loaded.signatures["predict_ids"]
+    output = get_task(task["kind"]).single_output
     # Inputs are [1, tokens] without padding: less work per example, and no
     # padded positions whose attention-mask bias (-1e9) would dominate the int8
     # ranges of the attention scores (full int8 lost ~16% agreement that way).
@@ -123,7 +125,7 @@ def convert(
     @tf.function(input_signature=[spec, spec, spec])
     def serve(input_ids, input_mask, segment_ids):
         out = predict(input_ids=input_ids, input_mask=input_mask, segment_ids=segment_ids)
-        if task["kind"] == "regression":
+        if output == "predictions":
             return {"predictions": out["predictions"]}
         return {"logits": out["logits"], "probabilities": out["probabilities"]}
 

@@ -1,0 +1,134 @@
+"""Saving and loading weights: standalone towers, fine-tuned task models and
+training checkpoints.
+
+Everything that reads or writes weights (the jobs, export, convert) goes
+through here, so none of them depends on another's job module.
+
+Layouts:
+    tower dir       model.weights.h5 + electra_config.json (a discriminator,
+                    generator or bare encoder), as pre-training writes
+                    `model_dir/discriminator/` and convert writes its output
+    task model dir  a tower dir plus task.json and vocab.txt: what
+                    fine-tuning writes to `model_dir/best/` and export reads
+    training ckpt   tf.train.Checkpoint (model, optimizer, input position,
+                    dropout RNG) as `ckpt-<step>.*` in a model_dir
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from electra_tf.config import ElectraConfig
+from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
+
+TASK_FILE = "task.json"
+TOWERS = ("discriminator", "generator", "encoder")
+
+
+def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> None:
+    """Writes one model's weights + config so it loads alone (atomic per file)."""
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}.weights.h5")
+    model.save_weights(tmp)
+    os.replace(tmp, os.path.join(directory, "model.weights.h5"))
+    config.save(os.path.join(directory, "electra_config.json"))
+
+
+def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
+    """Loads a tower saved by pre-training or `electra_tf.convert`.
+
+    `tower` is "discriminator", "generator" or "encoder" (an ElectraBackbone).
+    """
+    from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
+
+    classes = {
+        "discriminator": ElectraDiscriminator,
+        "generator": ElectraGenerator,
+        "encoder": ElectraBackbone,
+    }
+    if tower not in classes:
+        raise ValueError(f"tower must be one of {sorted(classes)}, got {tower!r}")
+    model = classes[tower](ElectraConfig.load_from_dir(directory))
+    model.build()
+    model.load_weights(os.path.join(directory, "model.weights.h5"))
+    return model
+
+
+def find_tower(path: str, flag: str = "--init_checkpoint") -> str:
+    """The tower directory in `path`: itself, or its discriminator/ or encoder/.
+    Errors name `flag`, the option `path` came from."""
+    for candidate in (path, os.path.join(path, "discriminator"), os.path.join(path, "encoder")):
+        if os.path.exists(os.path.join(candidate, "model.weights.h5")):
+            return candidate
+    raise ValueError(
+        f"{flag}={path}: no model.weights.h5 in it or in its discriminator/ or "
+        "encoder/ (write one with electra_tf.pretrain or electra_tf.convert)"
+    )
+
+
+def load_encoder(tower_dir: str) -> keras.Model:
+    """The encoder (an `ElectraBackbone`) of a saved discriminator or encoder."""
+    errors = []
+    for tower in ("discriminator", "encoder"):
+        try:
+            loaded = load_tower(tower_dir, tower)
+        except ValueError as e:  # the h5 holds the other tower's layout
+            errors.append(f"{tower}: {e}")
+            continue
+        return loaded.backbone if tower == "discriminator" else loaded
+    raise ValueError(f"{tower_dir}: cannot load as a discriminator or encoder: {errors}")
+
+
+def save_task_model(model, task: dict[str, Any], vocab_path: str, directory: str) -> None:
+    """Writes what inference needs, each file atomically: weights, config, task, vocab."""
+    save_tower(model, model.config, directory)
+    with open(vocab_path, "rb") as f:
+        atomic_write_bytes(os.path.join(directory, "vocab.txt"), f.read())
+    atomic_write_json(os.path.join(directory, TASK_FILE), task)
+
+
+def is_task_model_dir(directory: str) -> bool:
+    return os.path.exists(os.path.join(directory, TASK_FILE))
+
+
+def load_task_model(directory: str):
+    """(ElectraTaskModel, task dict) from what `save_task_model` wrote."""
+    from electra_tf.finetuning.task_model import ElectraTaskModel
+
+    path = os.path.join(directory, TASK_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            task = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{path} not found: not a fine-tuned model directory") from None
+    model = ElectraTaskModel(
+        ElectraConfig.load_from_dir(directory),
+        task["kind"],
+        num_labels=task["num_labels"],
+        with_null=task["with_null"],
+    )
+    model.build()
+    model.load_weights(os.path.join(directory, "model.weights.h5"))
+    return model, task
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restores `path` into `checkpoint`, every existing variable included.
+
+    Raises ValueError naming the checkpoint when a variable of the model has
+    no value in it (another architecture, size or electra_tf version), rather
+    than training on with some weights left at their initialisation.
+    """
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:  # a missing or a mis-shaped variable
+        raise ValueError(
+            f"checkpoint {path} does not match this model: {str(e)[:300]} ... Was it "
+            "written with another config or electra_tf version? Use another "
+            "--model_dir, or import the weights with electra_tf.convert."
+        ) from None

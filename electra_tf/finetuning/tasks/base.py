@@ -1,0 +1,120 @@
+"""A fine-tuning task kind: its head, loss, metrics and serving outputs, and
+the registry that finds it by name.
+
+A new kind is one file in this package: a `Task` subclass decorated with
+`@register`. Nothing outside the task classes branches on the kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator: makes `cls` the task of kind `cls.kind`."""
+    if cls.kind in _REGISTRY:
+        raise ValueError(f"task kind {cls.kind!r} is registered twice")
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def kinds() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def get_task(kind: str) -> Task:
+    """The task object for `kind`, with an error listing the known kinds."""
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown task kind {kind!r}; known kinds: {', '.join(kinds())}")
+    return _REGISTRY[kind]()
+
+
+@dataclasses.dataclass
+class EvalContext:
+    """What scoring an eval split may need beyond outputs and labels."""
+
+    info: dict[str, Any]
+    data_dir: str
+    split: str
+    model_dir: str
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+
+
+class Task:
+    """Base of the task kinds. Subclasses set `kind` and override the methods.
+
+    Class attributes:
+        kind: The name in finetune_info.json / task.json.
+        always_pair: Inputs are always a text pair (QA: question, passage).
+        single_output: The one output of a sentence-level head that TFLite and
+            Hugging Face conversion carry (None: not supported there).
+        hf_problem_type: Hugging Face's `problem_type` for
+            `ElectraForSequenceClassification` (None: no HF equivalent).
+    """
+
+    kind: ClassVar[str] = ""
+    always_pair: ClassVar[bool] = False
+    single_output: ClassVar[str | None] = None
+    hf_problem_type: ClassVar[str | None] = None
+
+    # --- data --------------------------------------------------------------------
+
+    def label_spec(self, length: int) -> dict[str, tf.io.FixedLenFeature]:
+        """Parsing spec of the label features in a record of `length` tokens."""
+        raise NotImplementedError
+
+    def num_outputs(self, num_labels: int) -> int:
+        return num_labels
+
+    # --- network -------------------------------------------------------------------
+
+    def build_head(self, config, num_labels: int, with_null: bool, dtype) -> keras.layers.Layer:
+        raise NotImplementedError
+
+    def head_outputs(self, head, sequence: tf.Tensor, training) -> dict[str, tf.Tensor]:
+        """The model's outputs from the encoder's [batch, length, hidden] states."""
+        return {"logits": head(sequence, training=training)}
+
+    # --- training -------------------------------------------------------------------
+
+    def count(self, labels: dict[str, tf.Tensor]) -> tf.Tensor:
+        """What the loss is averaged over in this batch (examples by default), float."""
+        return tf.cast(tf.shape(tf.nest.flatten(labels)[0])[0], tf.float32)
+
+    def loss_sum(self, labels: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The loss summed over what `count` counts (float32)."""
+        raise NotImplementedError
+
+    # --- evaluation --------------------------------------------------------------------
+
+    def score(
+        self, outputs: dict[str, np.ndarray], labels: dict[str, np.ndarray], ctx: EvalContext
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+    # --- serving -------------------------------------------------------------------------
+
+    def serving_outputs(self, raw: dict[str, tf.Tensor], inputs: dict, module) -> dict:
+        """Signature outputs from the model's float32 outputs.
+
+        `module` is the `ServingModule` (labels, vocab, special ids, limits).
+        """
+        raise NotImplementedError
+
+    def text_outputs(self, outputs: dict, passage, module) -> dict:
+        """Extra outputs of the text signature (QA: the answer's text)."""
+        return outputs
+
+
+def sparse_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Per-row softmax cross-entropy in float32 (logits may be bf16/fp16)."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))

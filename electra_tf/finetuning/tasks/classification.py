@@ -1,0 +1,54 @@
+"""Sentence (pair) classification: GLUE's SST-2, MNLI, QNLI, RTE, MRPC, QQP, CoLA, ..."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from electra_tf import metrics
+from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
+from electra_tf.modeling.classification_head import ClassificationHead
+
+
+@register
+class ClassificationTask(Task):
+    """Softmax cross-entropy on [CLS]; accuracy (and F1, MCC for two classes)."""
+
+    kind = "classification"
+    single_output = "probabilities"
+    hf_problem_type = "single_label_classification"
+
+    def label_spec(self, length):
+        return {"label_ids": tf.io.FixedLenFeature([], tf.int64)}
+
+    def build_head(self, config, num_labels, with_null, dtype):
+        return ClassificationHead(
+            config.hidden_size,
+            self.num_outputs(num_labels),
+            dropout=config.dropout,
+            hidden_act=config.hidden_act,
+            initializer_range=config.initializer_range,
+            dtype=dtype,
+            name="classifier",
+        )
+
+    def loss_sum(self, labels, outputs):
+        return tf.reduce_sum(sparse_cross_entropy(labels["label_ids"], outputs["logits"]))
+
+    def score(self, outputs, labels, ctx):
+        predicted = outputs["logits"].argmax(-1)
+        gold = labels["label_ids"]
+        result = {"accuracy": metrics.accuracy(gold, predicted)}
+        if len(ctx.info["labels"]) == 2:
+            result["f1"] = metrics.binary_f1(gold, predicted)
+            result["mcc"] = metrics.matthews_corrcoef(gold, predicted)
+        return result
+
+    def serving_outputs(self, raw, inputs, module):
+        logits = raw["logits"]
+        label_ids = tf.argmax(logits, -1, output_type=tf.int32)
+        return {
+            "logits": logits,
+            "probabilities": tf.nn.softmax(logits, -1),
+            "label_ids": label_ids,
+            "labels": tf.gather(tf.constant(module.labels), label_ids),
+        }

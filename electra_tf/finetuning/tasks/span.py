@@ -1,0 +1,119 @@
+"""Extractive question answering: SQuAD 1.1 and 2.0."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from electra_tf.finetuning import squad
+from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
+from electra_tf.io_utils import atomic_write_json
+from electra_tf.modeling.span_head import SpanHead
+
+NEG = -1e9
+
+
+@register
+class SpanTask(Task):
+    """Start/end logits over the passage: the mean of the two cross-entropies,
+    plus the no-answer classifier's sigmoid cross-entropy for SQuAD 2.0.
+    Scored with the official EM/F1 after n-best decoding."""
+
+    kind = "span"
+    always_pair = True
+
+    def __init__(self):
+        self._eval_data = {}  # (data_dir, split) -> what decoding needs, read once
+
+    def label_spec(self, length):
+        names = ("unique_ids", "start_positions", "end_positions", "is_impossible")
+        return {name: tf.io.FixedLenFeature([], tf.int64) for name in names}
+
+    def build_head(self, config, num_labels, with_null, dtype):
+        return SpanHead(
+            config.hidden_size,
+            with_null,
+            config.hidden_act,
+            initializer_range=config.initializer_range,
+            dtype=dtype,
+            name="qa_head",
+        )
+
+    def head_outputs(self, head, sequence, training):
+        return head(sequence)
+
+    def loss_sum(self, labels, outputs):
+        total = 0.5 * (
+            sparse_cross_entropy(labels["start_positions"], outputs["start_logits"])
+            + sparse_cross_entropy(labels["end_positions"], outputs["end_logits"])
+        )
+        if "null_logit" in outputs:
+            total += tf.nn.sigmoid_cross_entropy_with_logits(
+                tf.cast(labels["is_impossible"], tf.float32),
+                tf.cast(outputs["null_logit"], tf.float32),
+            )
+        return tf.reduce_sum(total)
+
+    def score(self, outputs, labels, ctx):
+        version_2 = ctx.info["squad"]["version_2"]
+        key = (ctx.data_dir, ctx.split)
+        if key not in self._eval_data:
+            self._eval_data[key] = squad.load_eval_data(ctx.data_dir, ctx.split, version_2)
+        examples, features, gold = self._eval_data[key]
+        predictions, _ = squad.decode(
+            examples,
+            features,
+            labels["unique_ids"],
+            outputs["start_logits"],
+            outputs["end_logits"],
+            outputs.get("null_logit"),
+            n_best_size=ctx.n_best_size,
+            max_answer_length=ctx.max_answer_length,
+            lower_case=ctx.info["lower_case"],
+            version_2=version_2,
+            null_score_diff_threshold=ctx.null_score_diff_threshold,
+        )
+        atomic_write_json(os.path.join(ctx.model_dir, f"{ctx.split}_predictions.json"), predictions)
+        return squad.evaluate(gold, predictions, version_2)
+
+    def serving_outputs(self, raw, inputs, module):
+        """The best passage span with end >= start and at most max_answer_length pieces."""
+        start, end = raw["start_logits"], raw["end_logits"]
+        length = tf.shape(start)[1]
+        ids = inputs["input_ids"]
+        in_passage = (
+            (inputs["segment_ids"] == 1) & (inputs["input_mask"] == 1) & (ids != module.sep_id)
+        )
+        start = tf.where(in_passage, start, NEG)
+        end = tf.where(in_passage, end, NEG)
+        scores = start[:, :, None] + end[:, None, :]
+        upper = tf.minimum(module.max_answer_length - 1, length)  # band_part wants <= length
+        band = tf.linalg.band_part(tf.ones([length, length]), 0, upper)
+        scores = tf.where(band[None] > 0, scores, 2 * NEG)
+        flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
+        best = tf.argmax(flat, -1, output_type=tf.int32)
+        outputs = {
+            "start_index": best // tf.maximum(length, 1),
+            "end_index": best % tf.maximum(length, 1),
+            "score": tf.gather(flat, best, batch_dims=1),
+        }
+        if module.version_2:
+            null = raw["null_logit"]
+            outputs["null_score"] = null
+            outputs["has_answer"] = null - outputs["score"] <= 0.0
+        return outputs
+
+    def text_outputs(self, outputs, passage, module):
+        """Cuts the answer out of the passage's own bytes with the tokenizer's offsets."""
+        text_b, (starts, ends), first_length = passage
+        passage_start = tf.cast(first_length, tf.int32) + 2  # [CLS] question [SEP]
+        first = tf.maximum(outputs["start_index"] - passage_start, 0)
+        last = tf.maximum(outputs["end_index"] - passage_start, 0)
+        begin = tf.gather(starts.to_tensor(0), first, batch_dims=1)
+        stop = tf.gather(ends.to_tensor(0), last, batch_dims=1)
+        answer = tf.strings.substr(text_b, begin, tf.maximum(stop - begin, 0))
+        found = outputs["score"] > NEG
+        if module.version_2:
+            found &= outputs["has_answer"]
+        return dict(outputs, answer=tf.where(found, answer, ""))
