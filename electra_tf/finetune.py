@@ -12,6 +12,7 @@ in `--model_dir/best` (what `electra_tf.export` reads) and writes
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from absl import app, logging
@@ -34,7 +35,9 @@ def options_from_flags():
     if not FLAGS.init_checkpoint:
         info = load_info(FLAGS.data_dir)
         config = electra_flags.model_config_from_flags(info["vocab_size"], info["max_seq_length"])
-    fields = {f for f in FinetuneOptions.__dataclass_fields__ if f != "config"}
+    fields = {
+        f for f in FinetuneOptions.__dataclass_fields__ if f not in ("config", "num_train_steps")
+    }
     return FinetuneOptions(config=config, **{name: getattr(FLAGS, name) for name in fields})
 
 
@@ -49,6 +52,8 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if history.get("preempted"):
+        sys.exit(128 + signal.SIGTERM)  # the conventional status of a SIGTERM'd job
     best = history["best"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k not in ("step", "epoch"))
     print(f"best (step {best['step']}): {shown}; saved in {FLAGS.model_dir}/best")

@@ -84,6 +84,12 @@ def define_distribution_flags() -> None:
         "jit_compile", False, "XLA-compile the forward+backward pass (collectives stay outside)."
     )
     flags.DEFINE_integer("steps_per_execution", 1, "Train steps per tf.function call.")
+    flags.DEFINE_boolean(
+        "fast_kernels",
+        None,
+        "This package's CPU kernels (dense, GELU, LayerNorm, dropout) instead of the stock "
+        "ops; same weights either way. Unset: on when no GPU or TPU is visible.",
+    )
 
 
 def define_adam_flags() -> None:

@@ -1,5 +1,6 @@
 """Strategies and fault tolerance (CPU only, loopback only, bounded time)."""
 
+import io
 import json
 import os
 import pathlib
@@ -301,3 +302,144 @@ def test_multi_worker_with_xla_and_bfloat16(masked_data, tmp_path):
     )
     assert all(_finish(p)["step"] == 2 for p in procs)
     _assert_same_weights(tmp_path / "w0.npz", tmp_path / "w1.npz", rtol=0, atol=0)
+
+
+# --- fine-tuning on the same engine ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_sst2(shared_data, vocab_path, tmp_path_factory) -> str:
+    """400 training and 200 dev sentences of the SST-2-like set as records (25 steps/epoch
+    at batch 16), so a run crosses epoch ends (evaluations) in a few seconds."""
+    from data_prep.build_finetuning_data import Settings, build
+
+    src = tmp_path_factory.mktemp("small_sst2_tsv")
+    for split, rows in (("train", 400), ("dev", 200)):
+        lines = (shared_data / "sst2_like" / f"{split}.tsv").read_text().splitlines(True)
+        (src / f"{split}.tsv").write_text("".join(lines[: rows + 1]))
+    out = tmp_path_factory.mktemp("small_sst2")
+    build(
+        Settings("sst-2", str(src), str(out), vocab_path, max_seq_length=32), stream=io.StringIO()
+    )
+    return str(out)
+
+
+def _finetune_options(data_dir, model_dir, **overrides):
+    base = dict(
+        config={
+            "preset": "tiny",
+            "vocab_size": 30522,
+            "max_position_embeddings": 32,
+            "dropout": 0.0,
+        },
+        data_dir=str(data_dir),
+        model_dir=str(model_dir),
+        train_batch_size=16,
+        num_train_epochs=0.64,  # 16 steps
+        learning_rate=1e-3,
+        log_every_steps=4,
+        seed=3,
+    )
+    base.update(overrides)
+    return base
+
+
+def test_finetuning_on_mirrored_matches_the_default_strategy(small_sst2, tmp_path):
+    default = _start(
+        _finetune_options(small_sst2, tmp_path / "default"), tmp_path / "d.npz", "--job=finetune"
+    )
+    mirrored = _start(
+        _finetune_options(small_sst2, tmp_path / "mirrored", distribution_strategy="mirrored"),
+        tmp_path / "m.npz",
+        "--logical_cpus=2",
+        "--job=finetune",
+    )
+    a, b = _finish(default), _finish(mirrored)
+    assert a["step"] == b["step"] == 16
+    np.testing.assert_allclose(a["best"]["accuracy"], b["best"]["accuracy"], atol=1e-9)
+    _assert_same_weights(tmp_path / "d.npz", tmp_path / "m.npz", rtol=1e-5, atol=1e-5)
+
+
+def test_finetuning_with_multi_worker_mirrored_on_loopback(small_sst2, tmp_path):
+    tmp = tmp_path / "worker_tmp"
+    tmp.mkdir()
+    procs = _start_workers(
+        _finetune_options(
+            small_sst2,
+            tmp_path / "mwms",
+            distribution_strategy="multi_worker_mirrored",
+            num_train_epochs=2,
+            log_every_steps=5,
+        ),
+        tmp_path / "worker",
+        TMPDIR=str(tmp),
+    )
+    results = [_finish(p) for p in procs]
+    assert all(r["step"] == 50 for r in results)
+    assert [e["step"] for e in results[0]["evaluations"]] == [25, 50]
+    # Workers stay in sync: one update from the all-reduced global batch.
+    _assert_same_weights(tmp_path / "worker0.npz", tmp_path / "worker1.npz", rtol=0, atol=0)
+    model_dir = tmp_path / "mwms"
+    assert (model_dir / "best" / "model.weights.h5").exists()
+    written = json.loads((model_dir / "metrics.json").read_text())
+    assert [e["step"] for e in written["evaluations"]] == [25, 50]
+    assert not list(tmp.glob("electra_worker_*")), "the non-chief's checkpoint dir was not removed"
+
+
+def _finetune_cli(model_dir, data, extra=()):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "electra_tf.finetune",
+            f"--data_dir={data}",
+            f"--model_dir={model_dir}",
+            "--model_size=tiny",
+            "--model_overrides=max_position_embeddings=32",
+            "--train_batch_size=16",
+            "--num_train_epochs=3",
+            "--learning_rate=1e-3",
+            "--log_every_steps=1",
+            "--save_checkpoints_steps=1000",
+            *extra,
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_finetuning_sigterm_mid_epoch_then_rerun_is_bit_identical(small_sst2, tmp_path):
+    straight = _finetune_cli(tmp_path / "straight", small_sst2)
+    out, err = straight.communicate(timeout=600)
+    assert straight.returncode == 0, err[-2000:]
+
+    run = _finetune_cli(tmp_path / "preempted", small_sst2)
+    _wait_for_step(run, 33)  # in the second epoch, after its first evaluation
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 143, err[-2000:]
+    assert "Preempted (SIGTERM)" in out
+    stopped = _latest_step(tmp_path / "preempted")
+    assert 33 <= stopped < 50, stopped  # mid-epoch (epochs end at 25, 50, 75)
+
+    resumed = _finetune_cli(tmp_path / "preempted", small_sst2)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-2000:]
+    assert f"Resumed from {tmp_path / 'preempted'}/ckpt-{stopped}" in out
+    a = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt-75"))
+    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / "ckpt-75"))
+    names = [
+        n
+        for n in a.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in n and "save_counter" not in n
+    ]
+    assert len(names) > 50
+    for name in names:
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+    history = [
+        json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "preempted")
+    ]
+    assert history[0]["evaluations"] == history[1]["evaluations"]

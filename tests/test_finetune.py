@@ -242,3 +242,29 @@ def test_squad_v2_with_unanswerable_questions(shared_data, vocab_path, tmp_path)
     assert {"exact_match", "f1"} <= set(history["best"])
     model, task = load_task_model(str(tmp_path / "model" / "best"))
     assert task["with_null"] and model.head.with_null
+
+
+def test_bfloat16_finetuning_reaches_the_float32_dev_accuracy(sst2_data, sst2_classifier, tmp_path):
+    """The same run as the `sst2_classifier` fixture (float32), in mixed bfloat16."""
+    float32 = json.loads((pathlib.Path(sst2_classifier).parent / "metrics.json").read_text())
+    bf16 = run_finetuning(
+        FinetuneOptions(
+            data_dir=sst2_data,
+            model_dir=str(tmp_path / "bf16"),
+            config=ElectraConfig.from_preset("tiny", **TINY),
+            learning_rate=1e-3,
+            adam_bias_correction=True,
+            num_train_epochs=2,
+            log_every_steps=1000,
+            seed=1,
+            mixed_precision="bfloat16",
+        ),
+        stream=DEVNULL,
+    )
+    a = float32["evaluations"][-1]["accuracy"]
+    b = bf16["evaluations"][-1]["accuracy"]
+    assert a > 0.7, a  # the float32 run learned
+    assert abs(a - b) <= 0.01, (a, b)
+    # The weights stayed float32 (mixed precision computes in bf16 only).
+    model, _ = load_task_model(str(tmp_path / "bf16" / "best"))
+    assert all(v.dtype == "float32" for v in model.weights)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.kernels.dense import dense
+from electra_tf.kernels import set_fast_kernels
 from electra_tf.kernels.dropout import Dropout, dropout_mask
+from electra_tf.kernels.fused_dense import dense
 from electra_tf.kernels.fused_gelu import fused_gelu
 from electra_tf.kernels.layer_norm import LayerNorm
 from electra_tf.modeling.self_attention import ElectraSelfAttention, attention_bias
@@ -136,7 +137,15 @@ def _layer_inputs():
     return tf.constant(x), attention_bias(mask, "float32")
 
 
-def test_transformer_layer_training_path_matches_inference_path_without_dropout():
+@pytest.fixture(params=[True, False], ids=["fast_kernels", "stock_kernels"])
+def kernels(request):
+    """Runs a layer test with this package's kernels and with the stock ops."""
+    set_fast_kernels(request.param)
+    yield request.param
+    set_fast_kernels(None)
+
+
+def test_transformer_layer_training_path_matches_inference_path_without_dropout(kernels):
     """With dropout 0, training=True (fused GELU) and training=False (tf.nn.gelu)
     must give the same outputs and the same gradients for every weight."""
     layer = ElectraTransformerLayer(num_heads=2, intermediate_size=32, dropout=0.0)
@@ -155,7 +164,7 @@ def test_transformer_layer_training_path_matches_inference_path_without_dropout(
         np.testing.assert_allclose(g_train, g_infer, rtol=1e-5, atol=1e-4)
 
 
-def test_padding_keys_get_no_attention():
+def test_padding_keys_get_no_attention(kernels):
     layer = ElectraSelfAttention(num_heads=2)
     x, bias = _layer_inputs()
     y = layer(x, bias=bias).numpy()
@@ -167,7 +176,7 @@ def test_padding_keys_get_no_attention():
     assert not np.allclose(y[1, :5], unmasked[1, :5], atol=1e-3)
 
 
-def test_transformer_layer_dropout_is_active_only_in_training():
+def test_transformer_layer_dropout_is_active_only_in_training(kernels):
     layer = ElectraTransformerLayer(num_heads=2, intermediate_size=32, dropout=0.3)
     x, bias = _layer_inputs()
     a = layer(x, bias=bias, training=True).numpy()
@@ -190,11 +199,44 @@ def test_transformer_layer_dropout_is_active_only_in_training():
     ],
     ids=["dropout", "layer_norm", "attention", "transformer_layer"],
 )
-def test_get_config_round_trips(layer):
+def test_get_config_round_trips(layer, kernels):
     clone = layer.__class__.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer)
+
+
+def test_fast_and_stock_kernels_share_weights_and_agree():
+    """One layer, one set of variables: the two kernel sets give the same outputs
+    and gradients (so weights trained under one serve under the other)."""
+    layer = ElectraTransformerLayer(num_heads=2, intermediate_size=32, dropout=0.0)
+    x, bias = _layer_inputs()
+    layer.build(x.shape)
+    results = []
+    for fast in (True, False):
+        set_fast_kernels(fast)
+        try:
+            with tf.GradientTape() as tape:
+                y = layer(x, bias=bias, training=True)
+                loss = tf.reduce_sum(y * tf.range(16, dtype="float32"))
+            grads = tape.gradient(loss, layer.trainable_variables)
+        finally:
+            set_fast_kernels(None)
+        results.append((y.numpy(), [g.numpy() for g in grads]))
+    np.testing.assert_allclose(results[0][0], results[1][0], atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_stock_dropout_is_keras_dropout():
+    set_fast_kernels(False)
+    try:
+        layer = Dropout(0.5, seed=3)
+        y = layer(np.ones((64, 64), "float32"), training=True).numpy()
+    finally:
+        set_fast_kernels(None)
+    reference = keras.layers.Dropout(0.5, seed=3)(np.ones((64, 64), "float32"), training=True)
+    np.testing.assert_array_equal(y, reference.numpy())
 
 
 @pytest.mark.slow  # a subprocess with two logical CPUs

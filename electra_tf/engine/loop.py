@@ -38,6 +38,7 @@ from electra_tf.compat import seed_generator_states
 from electra_tf.distribute import get_strategy
 from electra_tf.engine.callbacks import Checkpointer, PreemptionWatcher, StepLogger
 from electra_tf.engine.step_model import StepModel
+from electra_tf.kernels import set_fast_kernels
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -66,6 +67,7 @@ class RunOptions:
     jit_compile: bool = False
     steps_per_execution: int = 1
     max_steps_per_run: int = 0
+    fast_kernels: bool | None = None  # None: on when no GPU/TPU is visible
 
     def validate(self) -> None:
         positive = (
@@ -129,6 +131,7 @@ class Engine:
         self.strategy = get_strategy(
             options.distribution_strategy, options.num_gpus, options.tpu, options.all_reduce_alg
         )
+        set_fast_kernels(options.fast_kernels)
         replicas = self.strategy.num_replicas_in_sync
         if options.train_batch_size % (replicas * options.grad_accum_steps):
             raise ValueError(
@@ -322,8 +325,9 @@ class Engine:
         return self.checkpointer.save() or self.manager.latest_checkpoint
 
     def close(self) -> None:
-        """Resets the dtype policy and removes a worker's temporary save dir."""
+        """Resets the dtype policy and kernels; removes a worker's temporary save dir."""
         keras.mixed_precision.set_dtype_policy("float32")
+        set_fast_kernels(None)
         if not self.chief:
             shutil.rmtree(self.save_dir, ignore_errors=True)
 

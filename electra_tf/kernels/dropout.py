@@ -43,6 +43,10 @@ class Dropout(keras.layers.Dropout):
         self.threshold = int(round(rate * _LEVELS))
 
     def call(self, inputs, training=False):
+        from electra_tf.kernels import fast_kernels_enabled
+
+        if not fast_kernels_enabled():
+            return super().call(inputs, training=training)
         if not training or self.threshold == 0:
             return inputs
         if self.threshold >= _LEVELS:

@@ -42,6 +42,10 @@ class LayerNorm(keras.layers.LayerNormalization):
         super().__init__(axis=-1, epsilon=epsilon, **kwargs)
 
     def call(self, inputs):
+        from electra_tf.kernels import fast_kernels_enabled
+
+        if not fast_kernels_enabled():
+            return super().call(inputs)
         x = tf.cast(inputs, tf.float32)
         gamma = tf.cast(self.gamma, tf.float32)
         beta = tf.cast(self.beta, tf.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from electra_tf.kernels.dropout import Dropout
+from electra_tf.kernels import Dropout
 from electra_tf.modeling.initializers import activation, truncated_normal
 
 

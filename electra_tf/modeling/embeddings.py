@@ -6,8 +6,7 @@ import keras
 from keras_hub.layers import PositionEmbedding
 
 from electra_tf.config import ElectraConfig
-from electra_tf.kernels.dropout import Dropout
-from electra_tf.kernels.layer_norm import LayerNorm
+from electra_tf.kernels import Dropout, LayerNorm
 from electra_tf.modeling.initializers import truncated_normal
 
 

@@ -18,8 +18,7 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf.kernels.dense import dense
-from electra_tf.kernels.dropout import Dropout
+from electra_tf.kernels import Dropout, dense
 from electra_tf.modeling.initializers import add_dense_weights
 
 # Added to the scores of padding keys; exp() of it underflows to 0 in every

@@ -12,10 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.kernels.dense import dense
-from electra_tf.kernels.dropout import Dropout
-from electra_tf.kernels.fused_gelu import fused_gelu
-from electra_tf.kernels.layer_norm import LayerNorm
+from electra_tf.kernels import Dropout, LayerNorm, dense, gelu
 from electra_tf.modeling.initializers import (
     GELU_APPROXIMATE,
     activation,
@@ -108,7 +105,7 @@ class ElectraTransformerLayer(keras.layers.Layer):
         flat = tf.reshape(x, [-1, self.hidden_size])
         h = dense(flat, self.intermediate_kernel, self.intermediate_bias)
         if training and self.hidden_act in GELU_APPROXIMATE:
-            h = fused_gelu(h, approximate=GELU_APPROXIMATE[self.hidden_act])
+            h = gelu(h, approximate=GELU_APPROXIMATE[self.hidden_act])
         else:
             h = self.activation(h)
         h = dense(h, self.output_kernel, self.output_bias)
