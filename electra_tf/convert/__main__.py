@@ -7,7 +7,7 @@ r"""Checkpoint conversion from the command line.
 
 Imports write our tower format (`<output>/discriminator|generator|encoder/`
 with model.weights.h5 + electra_config.json, loaded by
-`electra_tf.pretraining.job.load_tower`). Exports read a pre-training model_dir (or
+`electra_tf.checkpoints.load_tower`). Exports read a pre-training model_dir (or
 one tower directory) and write `<output>/discriminator` and/or
 `<output>/generator` as Hugging Face models.
 """
