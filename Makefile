@@ -47,6 +47,12 @@ clean:
 SHARED_DATA ?= $(abspath ../shared/data)
 BAZEL_ENV = PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 BAZEL_TEST_FLAGS = --test_env=ELECTRA_SHARED_DATA=$(SHARED_DATA)
+# BAZEL_TIER=unit runs only the unit tier under Bazel (CI: `make test` has
+# already run the whole suite with pytest; Bazel then checks the build wiring).
+BAZEL_TIER ?= all
+ifeq ($(BAZEL_TIER),unit)
+BAZEL_TEST_FLAGS += --test_arg=-m --test_arg='not slow and not integration'
+endif
 BAZEL_TARGETS ?= //...
 
 .PHONY: bazel-install bazel-build bazel-test
