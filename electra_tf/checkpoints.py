@@ -99,6 +99,7 @@ def is_task_model_dir(directory: str) -> bool:
 def load_task_model(directory: str):
     """(ElectraTaskModel, task dict) from what `save_task_model` wrote."""
     from electra_tf.finetuning.task_model import ElectraTaskModel
+    from electra_tf.finetuning.tasks import get_task
 
     path = os.path.join(directory, TASK_FILE)
     try:
@@ -111,6 +112,7 @@ def load_task_model(directory: str):
         task["kind"],
         num_labels=task["num_labels"],
         with_null=task["with_null"],
+        head=task.get("head") or get_task(task["kind"]).legacy_head,
     )
     model.build()
     model.load_weights(os.path.join(directory, "model.weights.h5"))

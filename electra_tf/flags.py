@@ -253,6 +253,13 @@ def define_finetune_flags() -> None:
         "tower directory. Unset: random init with --model_size/--model_overrides (a baseline).",
     )
     flags.DEFINE_float("num_train_epochs", 3.0, "Epochs (fractions allowed).")
+    flags.DEFINE_string(
+        "task_head",
+        None,
+        "Head layout. Classification/regression: reference (dropout -> dense on [CLS], "
+        "google-research/electra's; the default) or hf (Hugging Face's dense-gelu-dense, "
+        "needed to convert the result to HF).",
+    )
     flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear warmup.")
     flags.DEFINE_float(
         "layerwise_lr_decay",

@@ -258,7 +258,7 @@ def test_fine_tuned_classifier_exports_to_hf_with_parity(tmp_path):
     config = ElectraConfig.from_preset(
         "tiny", vocab_size=120, max_position_embeddings=64, hidden_act="gelu"
     )
-    ours = ElectraTaskModel(config, "classification", num_labels=3)
+    ours = ElectraTaskModel(config, "classification", num_labels=3, head="hf")
     ours.build()
     assert huggingface.save(ours, str(tmp_path)) == "ElectraForSequenceClassification"
     hf = transformers.ElectraForSequenceClassification.from_pretrained(tmp_path).eval()

@@ -198,6 +198,12 @@ def save(model, directory: str) -> str:
     if isinstance(model, ElectraDiscriminator):
         arch, entries = PRETRAINING, weight_map.discriminator_entries(model)
     elif isinstance(model, ElectraTaskModel) and model.task.hf_problem_type:
+        if model.head_type != "hf":
+            raise ValueError(
+                f"this {model.kind} model has the {model.head_type!r} head; Hugging Face's "
+                "ElectraForSequenceClassification has the 'hf' one (fine-tune with "
+                "--task_head=hf to convert the result)"
+            )
         arch, entries = CLASSIFIER, weight_map.classifier_entries(model)
         labels = model.num_labels
     elif isinstance(model, ElectraGenerator):

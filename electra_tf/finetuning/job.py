@@ -53,6 +53,7 @@ class FinetuneOptions(RunOptions):
     data_dir: str
     init_checkpoint: str | None = None
     config: ElectraConfig | None = None  # random init only; else the checkpoint's
+    task_head: str | None = None  # None: the task's default (the reference's)
     learning_rate: float = 1e-4
     layerwise_lr_decay: float = 0.8
     num_train_epochs: float = 3.0
@@ -114,6 +115,7 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
         info["kind"],
         num_labels=max(len(info.get("labels") or []), 1),
         with_null=bool(info.get("squad", {}).get("version_2")),
+        head=options.task_head,
         seed=options.seed,
         grad_accum_steps=options.grad_accum_steps,
         clip_norm=options.clip_norm,
@@ -131,7 +133,7 @@ def task_description(model: ElectraTaskModel, info: dict[str, Any]) -> dict[str,
         key: info.get(key)
         for key in ("task", "kind", "labels", "pair", "max_seq_length", "lower_case", "squad")
     }
-    return dict(task, num_labels=model.num_labels, with_null=model.with_null)
+    return dict(task, num_labels=model.num_labels, with_null=model.with_null, head=model.head_type)
 
 
 def save_for_export(model: ElectraTaskModel, info: dict, data_dir: str, directory: str) -> None:

@@ -28,6 +28,7 @@ class ElectraTaskModel(StepModel):
             "tagging").
         num_labels: Classes or tags (ignored for regression and span).
         with_null: Span only: add SQuAD 2.0's no-answer classifier.
+        head: The head layout, one of the task's `heads` (None: its default).
         seed, grad_accum_steps, clip_norm, jit_compile: See `StepModel`.
 
     Call returns a dict: `logits` ([batch, labels]; [batch, length, labels]
@@ -50,6 +51,7 @@ class ElectraTaskModel(StepModel):
         kind: str,
         num_labels: int = 2,
         with_null: bool = False,
+        head: str | None = None,
         seed: int = 0,
         grad_accum_steps: int = 1,
         clip_norm: float = 1.0,
@@ -70,10 +72,13 @@ class ElectraTaskModel(StepModel):
         self.task = task
         self.num_labels = task.num_outputs(num_labels)
         self.with_null = with_null
+        self.head_type = task.resolve_head(head)
         self.backbone = ElectraBackbone(
             config, "discriminator", dtype=self.dtype_policy, name="electra"
         )
-        self.head = task.build_head(config, num_labels, with_null, self.dtype_policy)
+        self.head = task.build_head(
+            config, num_labels, with_null, self.dtype_policy, self.head_type
+        )
         self._task_loss = keras.metrics.Mean(name="loss")
 
     def build(self, input_shape=None):
@@ -118,6 +123,7 @@ class ElectraTaskModel(StepModel):
             "kind": self.kind,
             "num_labels": self.num_labels,
             "with_null": self.with_null,
+            "head": self.head_type,
             "name": self.name,
         }
 

@@ -59,9 +59,14 @@ class Task:
             Hugging Face conversion carry (None: not supported there).
         hf_problem_type: Hugging Face's `problem_type` for
             `ElectraForSequenceClassification` (None: no HF equivalent).
+        heads: The head layouts this kind offers, the default first.
+        legacy_head: The head of a saved task.json that names none (written
+            before heads were selectable).
     """
 
     kind: ClassVar[str] = ""
+    heads: ClassVar[tuple[str, ...]] = ("reference",)
+    legacy_head: ClassVar[str] = "reference"
     always_pair: ClassVar[bool] = False
     single_output: ClassVar[str | None] = None
     hf_problem_type: ClassVar[str | None] = None
@@ -77,7 +82,20 @@ class Task:
 
     # --- network -------------------------------------------------------------------
 
-    def build_head(self, config, num_labels: int, with_null: bool, dtype) -> keras.layers.Layer:
+    def resolve_head(self, head: str | None) -> str:
+        """`head`, or the default; an error names the choices."""
+        if head is None:
+            return self.heads[0]
+        if head not in self.heads:
+            raise ValueError(
+                f"--task_head={head!r} is not a head of {self.kind} tasks; "
+                f"choose one of {', '.join(self.heads)}"
+            )
+        return head
+
+    def build_head(
+        self, config, num_labels: int, with_null: bool, dtype, head: str
+    ) -> keras.layers.Layer:
         raise NotImplementedError
 
     def head_outputs(self, head, sequence: tf.Tensor, training) -> dict[str, tf.Tensor]:

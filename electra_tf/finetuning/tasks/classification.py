@@ -7,20 +7,33 @@ import tensorflow as tf
 from electra_tf import metrics
 from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
 from electra_tf.modeling.classification_head import ClassificationHead
+from electra_tf.modeling.cls_head import ClsHead
 
 
 @register
 class ClassificationTask(Task):
-    """Softmax cross-entropy on [CLS]; accuracy (and F1, MCC for two classes)."""
+    """Softmax cross-entropy on [CLS]; accuracy (and F1, MCC for two classes).
+
+    Heads: "reference" (dropout -> dense, google-research/electra's) or "hf"
+    (dropout -> dense(hidden, gelu) -> dropout -> dense, Hugging Face's
+    `ElectraClassificationHead`: what HF-converted classifiers use, and what
+    conversion to HF needs).
+    """
 
     kind = "classification"
+    heads = ("reference", "hf")
+    legacy_head = "hf"
     single_output = "probabilities"
     hf_problem_type = "single_label_classification"
 
     def label_spec(self, length):
         return {"label_ids": tf.io.FixedLenFeature([], tf.int64)}
 
-    def build_head(self, config, num_labels, with_null, dtype):
+    def build_head(self, config, num_labels, with_null, dtype, head):
+        if head == "reference":
+            return ClsHead(
+                self.num_outputs(num_labels), dropout=config.dropout, dtype=dtype, name="classifier"
+            )
         return ClassificationHead(
             config.hidden_size,
             self.num_outputs(num_labels),

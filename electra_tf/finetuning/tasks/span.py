@@ -22,6 +22,8 @@ class SpanTask(Task):
 
     kind = "span"
     always_pair = True
+    heads = ("independent",)
+    legacy_head = "independent"
 
     def __init__(self):
         self._eval_data = {}  # (data_dir, split) -> what decoding needs, read once
@@ -30,7 +32,7 @@ class SpanTask(Task):
         names = ("unique_ids", "start_positions", "end_positions", "is_impossible")
         return {name: tf.io.FixedLenFeature([], tf.int64) for name in names}
 
-    def build_head(self, config, num_labels, with_null, dtype):
+    def build_head(self, config, num_labels, with_null, dtype, head):
         return SpanHead(
             config.hidden_size,
             with_null,

@@ -20,7 +20,7 @@ class TaggingTask(Task):
     def label_spec(self, length):
         return {"label_ids": tf.io.FixedLenFeature([length], tf.int64)}
 
-    def build_head(self, config, num_labels, with_null, dtype):
+    def build_head(self, config, num_labels, with_null, dtype, head):
         return TaggingHead(
             num_labels,
             dropout=config.dropout,

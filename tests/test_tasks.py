@@ -1,0 +1,104 @@
+"""Task kinds: the registry, heads, losses and what they are averaged over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.config import ElectraConfig
+from electra_tf.finetuning.task_model import ElectraTaskModel
+from electra_tf.finetuning.tasks import get_task, kinds
+from electra_tf.modeling import ClassificationHead, ClsHead
+
+CONFIG = ElectraConfig.from_preset("tiny", vocab_size=60, max_position_embeddings=16, dropout=0.0)
+
+
+def _features(batch=3, length=8):
+    ids = np.random.default_rng(0).integers(5, 60, (batch, length)).astype("int32")
+    return {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": 0 * ids}
+
+
+def test_registry_knows_every_kind_and_names_them_on_error():
+    assert kinds() == ("classification", "regression", "span", "tagging")
+    with pytest.raises(ValueError, match="unknown task kind 'ranking'.*classification"):
+        get_task("ranking")
+
+
+def test_classification_defaults_to_the_reference_head():
+    model = ElectraTaskModel(CONFIG, "classification", num_labels=3)
+    model.build()
+    assert isinstance(model.head, ClsHead) and model.head_type == "reference"
+    kernels = [v for v in model.head.weights if v.name == "kernel"]
+    assert [tuple(k.shape) for k in kernels] == [(CONFIG.hidden_size, 3)]  # no hidden layer
+    hf = ElectraTaskModel(CONFIG, "classification", num_labels=3, head="hf")
+    assert isinstance(hf.head, ClassificationHead)
+    with pytest.raises(ValueError, match="--task_head='pooler' .* reference, hf"):
+        ElectraTaskModel(CONFIG, "classification", head="pooler")
+
+
+def test_regression_has_one_output():
+    model = ElectraTaskModel(CONFIG, "regression", num_labels=5)
+    assert model.num_labels == 1
+    assert tuple(model(_features())["logits"].shape) == (3, 1)
+
+
+def test_loss_is_the_mean_over_what_the_task_counts():
+    """A train-step loss is sum / global count: tagging counts labelled word-pieces only."""
+    task = get_task("tagging")
+    labels = {"label_ids": tf.constant([[1, -1, 0, -1], [2, 2, -1, -1]])}
+    logits = tf.zeros([2, 4, 3])  # uniform: log(3) per labelled token
+    assert float(task.count(labels)) == 4.0
+    np.testing.assert_allclose(
+        float(task.loss_sum(labels, {"logits": logits})), 4 * np.log(3), rtol=1e-6
+    )
+    classification = get_task("classification")
+    labels = {"label_ids": tf.constant([0, 1, 1])}
+    assert float(classification.count(labels)) == 3.0
+
+
+def test_the_model_step_loss_matches_a_plain_mean():
+    model = ElectraTaskModel(CONFIG, "classification", num_labels=2)
+    model.build()
+    features, labels = _features(), {"label_ids": np.array([0, 1, 1], "int32")}
+    norms = model._normalizers((features, labels))
+    out = model._forward((features, labels), norms, tf.constant([0, 0]), training=False)
+    logits = model(features)["logits"]
+    expected = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels["label_ids"], logits)
+    )
+    np.testing.assert_allclose(float(out["loss"]), float(expected), rtol=1e-6)
+
+
+def test_a_task_json_without_a_head_loads_the_head_it_was_saved_with(tmp_path):
+    """Classifiers saved before heads were selectable had the Hugging Face layout."""
+    import json
+
+    from electra_tf.checkpoints import load_task_model, save_task_model
+
+    model = ElectraTaskModel(CONFIG, "classification", num_labels=2, head="hf")
+    model.build()
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"t{i}\n" for i in range(60)))
+    save_task_model(
+        model,
+        {"kind": "classification", "num_labels": 2, "with_null": False},
+        str(vocab),
+        str(tmp_path / "m"),
+    )
+    task = json.loads((tmp_path / "m" / "task.json").read_text())
+    assert "head" not in task
+    loaded, _ = load_task_model(str(tmp_path / "m"))
+    assert loaded.head_type == "hf"
+    np.testing.assert_allclose(
+        loaded(_features())["logits"], model(_features())["logits"], atol=1e-6
+    )
+
+
+def test_conversion_to_hugging_face_needs_the_hf_head(tmp_path):
+    from electra_tf.convert import huggingface
+
+    model = ElectraTaskModel(CONFIG, "classification", num_labels=2)
+    model.build()
+    with pytest.raises(ValueError, match="--task_head=hf"):
+        huggingface.save(model, str(tmp_path / "hf"))
