@@ -61,6 +61,7 @@ class Settings:
     regression: bool = False
     doc_stride: int = 128
     max_query_length: int = 64
+    double_unordered: bool | None = None  # None: the task's (the reference's) choice
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -89,6 +90,12 @@ def define_flags() -> None:
     flags.DEFINE_boolean("regression", False, "--task=tsv: the label is a real number.")
     flags.DEFINE_integer("doc_stride", 128, "SQuAD: stride between passage windows.")
     flags.DEFINE_integer("max_query_length", 64, "SQuAD: question tokens kept.")
+    flags.DEFINE_boolean(
+        "double_unordered",
+        None,
+        "Pair tasks: also train on each pair with its sentences swapped. Unset: the "
+        "reference's choice (on for mrpc and sts-b).",
+    )
 
 
 def _feature(value):
@@ -294,6 +301,7 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             kind="span",
             labels=None,
             main_metric="f1",
+            default_epochs=2.0,
             squad={
                 "version_2": task == "squad_v2",
                 "doc_stride": settings.doc_stride,
@@ -336,6 +344,7 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             examples = {split: readers.read_glue(task, path) for split, path in splits.items()}
             regression, pair = glue.labels is None, glue.text_b is not None
             main_metric = glue.main_metric
+            info["default_epochs"] = glue.epochs
         else:
             examples = {
                 split: readers.read_table(
@@ -354,11 +363,21 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             label_ids = {label: i for i, label in enumerate(labels)}
             if len(labels) < 2:
                 raise ValueError(f"{splits['train']}: needs at least 2 labels, found {labels}")
+        double = settings.double_unordered
+        if double is None:
+            double = bool(glue and glue.double_unordered)
+        if double and not pair:
+            raise ValueError(f"--double_unordered needs a pair task; {task} has one text")
+        if double:
+            examples["train"] = examples["train"] + [
+                dataclasses.replace(e, text_a=e.text_b, text_b=e.text_a) for e in examples["train"]
+            ]
         info.update(
             kind="regression" if regression else "classification",
             labels=labels,
             pair=pair,
             main_metric=main_metric,
+            double_unordered=double,
         )
         for split, items in examples.items():
             if not items:

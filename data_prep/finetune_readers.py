@@ -36,13 +36,17 @@ class GlueTask:
     header: bool = True
     dev_files: tuple[str, ...] = ("dev.tsv",)
     main_metric: str = "accuracy"
+    # The reference's protocol (google-research/electra configure_finetuning.py):
+    # epochs per task, and paraphrase-like tasks trained on both pair orders.
+    epochs: float = 3.0
+    double_unordered: bool = False
 
 
 GLUE_TASKS = {
     "cola": GlueTask(("0", "1"), 3, None, 1, header=False, main_metric="mcc"),
     "sst-2": GlueTask(("0", "1"), 0, None, 1),
-    "mrpc": GlueTask(("0", "1"), 3, 4, 0, main_metric="f1"),
-    "sts-b": GlueTask(None, 7, 8, 9, main_metric="spearman"),
+    "mrpc": GlueTask(("0", "1"), 3, 4, 0, main_metric="f1", double_unordered=True),
+    "sts-b": GlueTask(None, 7, 8, 9, main_metric="spearman", epochs=10.0, double_unordered=True),
     "qqp": GlueTask(("0", "1"), 3, 4, 5, main_metric="f1"),
     "mnli": GlueTask(
         ("contradiction", "entailment", "neutral"),
@@ -52,7 +56,7 @@ GLUE_TASKS = {
         dev_files=("dev_matched.tsv", "dev_mismatched.tsv"),
     ),
     "qnli": GlueTask(("entailment", "not_entailment"), 1, 2, -1),
-    "rte": GlueTask(("entailment", "not_entailment"), 1, 2, -1),
+    "rte": GlueTask(("entailment", "not_entailment"), 1, 2, -1, epochs=10.0),
     "wnli": GlueTask(("0", "1"), 1, 2, 3),
 }
 

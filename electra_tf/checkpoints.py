@@ -9,7 +9,7 @@ Layouts:
                     generator or bare encoder), as pre-training writes
                     `model_dir/discriminator/` and convert writes its output
     task model dir  a tower dir plus task.json and vocab.txt: what
-                    fine-tuning writes to `model_dir/best/` and export reads
+                    fine-tuning writes to `model_dir/final/` and export reads
     training ckpt   tf.train.Checkpoint (model, optimizer, input position,
                     dropout RNG) as `ckpt-<step>.*` in a model_dir
 """

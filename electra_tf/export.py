@@ -1,6 +1,6 @@
 r"""SavedModel export for TF Serving: raw text in, predictions out.
 
-    python -m electra_tf.export --checkpoint=runs/sst2/best --export_dir=serving/sst2
+    python -m electra_tf.export --checkpoint=runs/sst2/final --export_dir=serving/sst2
 
 writes `serving/sst2/<version>/` (TF Serving's layout; the next integer
 version unless --version is given; an existing version is never touched).

@@ -5,9 +5,10 @@ r"""ELECTRA fine-tuning from the command line.
     python -m electra_tf.finetune --flagfile=configs/finetune_small.flags \
         --data_dir=data/sst2 --init_checkpoint=runs/small --model_dir=runs/sst2
 
-Evaluates on every dev split at the end of each epoch, keeps the best model
-in `--model_dir/best` (what `electra_tf.export` reads) and writes
-`metrics.json` and TensorBoard logs. Rerunning the same command resumes.
+Evaluates on every dev split at the end of each epoch, writes the model at
+the latest evaluation to `--model_dir/final` (what `electra_tf.export` reads;
+`--keep_best` also keeps `best/`), `metrics.json` and TensorBoard logs.
+Rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     if history.get("preempted"):
         sys.exit(128 + signal.SIGTERM)  # the conventional status of a SIGTERM'd job
-    best = history["best"]
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items() if k not in ("step", "epoch"))
-    print(f"best (step {best['step']}): {shown}; saved in {FLAGS.model_dir}/best")
+    for name in ("final", "best"):
+        entry = history.get(name)
+        if entry:
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in entry.items() if k not in ("step", "epoch")
+            )
+            print(f"{name} (step {entry['step']}): {shown}; saved in {FLAGS.model_dir}/{name}")
 
 
 def run() -> None:

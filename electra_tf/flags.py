@@ -252,7 +252,33 @@ def define_finetune_flags() -> None:
         "Tower to start from: a pre-training --model_dir, an electra_tf.convert output, or one "
         "tower directory. Unset: random init with --model_size/--model_overrides (a baseline).",
     )
-    flags.DEFINE_float("num_train_epochs", 3.0, "Epochs (fractions allowed).")
+    flags.DEFINE_float(
+        "num_train_epochs",
+        None,
+        "Epochs (fractions allowed). Unset: the task's, as the reference sets them (RTE and "
+        "STS-B 10, SQuAD 2, others 3; recorded by build_finetuning_data).",
+    )
+    flags.DEFINE_enum(
+        "layerwise_lr_exponents",
+        "paper",
+        ["paper", "reference"],
+        "paper: top layer decay^1, embeddings decay^(L+1) (the paper's description); "
+        "reference: one power more on every layer (the released code's, to reproduce its "
+        "numbers exactly).",
+    )
+    flags.DEFINE_enum(
+        "loss_reduction",
+        "sum",
+        ["sum", "mean"],
+        "sum: the loss is summed over the batch before the 1.0 gradient clip (the "
+        "reference's); mean: averaged.",
+    )
+    flags.DEFINE_boolean(
+        "keep_best",
+        False,
+        "Also keep the best dev evaluation in --model_dir/best (the reported result stays the "
+        "final checkpoint's, as the reference's; picking the best epoch is optimistic).",
+    )
     flags.DEFINE_string(
         "task_head",
         None,
@@ -281,7 +307,7 @@ def define_export_flags() -> None:
     flags.DEFINE_string(
         "checkpoint",
         None,
-        "A fine-tuned model (electra_tf.finetune's --model_dir/best) or a pre-trained "
+        "A fine-tuned model (electra_tf.finetune's --model_dir/final) or a pre-trained "
         "discriminator (a pre-training --model_dir or tower directory).",
     )
     flags.DEFINE_string("export_dir", None, "BASE/NAME: the version directory goes inside.")

@@ -205,17 +205,28 @@ def bias_correction_warning(bias_correction: bool, warmup_steps: int) -> str | N
     )
 
 
-def layerwise_lr_multipliers(variables, num_layers: int, decay: float) -> dict[str, float]:
+LAYERWISE_EXPONENTS = ("paper", "reference")
+
+
+def layerwise_lr_multipliers(
+    variables, num_layers: int, decay: float, exponents: str = "paper"
+) -> dict[str, float]:
     """Layer-wise learning-rate decay factors for fine-tuning, by variable path.
 
-    The documented behaviour (ELECTRA paper, Appendix; what
-    google-research/electra issues #51/#64 ask for), not the reference code's:
-    the task head gets 1, Transformer layer i (0-based, of `num_layers`) gets
+    exponents="paper" (default) is the documented behaviour (ELECTRA paper,
+    Appendix; what google-research/electra issues #51/#64 ask for): the task
+    head gets 1, Transformer layer i (0-based, of `num_layers`) gets
     decay^(num_layers - i), so the top layer gets decay^1, and the embeddings
-    and their projection get decay^(num_layers + 1). (The reference code
-    gives every layer one more power: the top layer decay^2, the embeddings
-    decay^(num_layers + 2).)
+    and their projection get decay^(num_layers + 1). exponents="reference"
+    reproduces the released code (`model/optimization.py` `_get_layer_lrs`),
+    which gives every layer one more power: the top layer decay^2, the
+    embeddings decay^(num_layers + 2); the head still gets 1.
     """
+    if exponents not in LAYERWISE_EXPONENTS:
+        raise ValueError(
+            f"--layerwise_lr_exponents must be one of {LAYERWISE_EXPONENTS}, got {exponents!r}"
+        )
+    extra = 1 if exponents == "reference" else 0
     factors = {}
     for variable in variables:
         path = variable.path
@@ -224,9 +235,9 @@ def layerwise_lr_multipliers(variables, num_layers: int, decay: float) -> dict[s
             depth = int(layer.group(1))
             if depth >= num_layers:
                 raise ValueError(f"{path}: layer {depth} but num_layers={num_layers}")
-            factors[path] = decay ** (num_layers - depth)
+            factors[path] = decay ** (num_layers - depth + extra)
         elif "/embeddings/" in path or "/embeddings_project/" in path:
-            factors[path] = decay ** (num_layers + 1)
+            factors[path] = decay ** (num_layers + 1 + extra)
         else:
             factors[path] = 1.0
     return factors

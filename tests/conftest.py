@@ -115,7 +115,7 @@ def sst2_data(shared_data, vocab_path, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def sst2_classifier(sst2_data, tmp_path_factory) -> str:
     """A `tiny` sentiment classifier fine-tuned from random init (~75% dev accuracy);
-    returns its `best/` directory (what export reads)."""
+    returns its `final/` directory (what export reads)."""
     from electra_tf.config import ElectraConfig
     from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
 
@@ -133,4 +133,4 @@ def sst2_classifier(sst2_data, tmp_path_factory) -> str:
         ),
         stream=io.StringIO(),
     )
-    return str(model_dir / "best")
+    return str(model_dir / "final")

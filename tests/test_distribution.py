@@ -356,7 +356,7 @@ def test_finetuning_on_mirrored_matches_the_default_strategy(small_sst2, tmp_pat
     )
     a, b = _finish(default), _finish(mirrored)
     assert a["step"] == b["step"] == 16
-    np.testing.assert_allclose(a["best"]["accuracy"], b["best"]["accuracy"], atol=1e-9)
+    np.testing.assert_allclose(a["final"]["accuracy"], b["final"]["accuracy"], atol=1e-9)
     _assert_same_weights(tmp_path / "d.npz", tmp_path / "m.npz", rtol=1e-5, atol=1e-5)
 
 
@@ -380,7 +380,7 @@ def test_finetuning_with_multi_worker_mirrored_on_loopback(small_sst2, tmp_path)
     # Workers stay in sync: one update from the all-reduced global batch.
     _assert_same_weights(tmp_path / "worker0.npz", tmp_path / "worker1.npz", rtol=0, atol=0)
     model_dir = tmp_path / "mwms"
-    assert (model_dir / "best" / "model.weights.h5").exists()
+    assert (model_dir / "final" / "model.weights.h5").exists()
     written = json.loads((model_dir / "metrics.json").read_text())
     assert [e["step"] for e in written["evaluations"]] == [25, 50]
     assert not list(tmp.glob("electra_worker_*")), "the non-chief's checkpoint dir was not removed"

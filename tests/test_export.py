@@ -227,10 +227,10 @@ def test_converted_hf_checkpoint_fine_tunes_and_exports(sst2_data, shared_data, 
         ),
         stream=io.StringIO(),
     )
-    assert "accuracy" in history["best"]
+    assert "accuracy" in history["final"]
     # the encoder really came from the HF weights
-    model, _ = load_task_model(str(tmp_path / "ft" / "best"))
-    path = export(str(tmp_path / "ft" / "best"), str(tmp_path / "serving"))
+    model, _ = load_task_model(str(tmp_path / "ft" / "final"))
+    path = export(str(tmp_path / "ft" / "final"), str(tmp_path / "serving"))
     out = _load(path).signatures["serving_default"](text=tf.constant(_dev_texts(shared_data, 4)))
     assert out["labels"].shape == (4,)
     assert model.backbone.embeddings is not None

@@ -83,7 +83,8 @@ def _options(data_dir, model_dir, **overrides):
 def test_sst2_pretrained_beats_majority_and_random_init(sst2, pretrained_tiny, tmp_path):
     budget = dict(num_train_epochs=2)
     tuned = run_finetuning(
-        _options(sst2, tmp_path / "pre", init_checkpoint=pretrained_tiny, **budget), DEVNULL
+        _options(sst2, tmp_path / "pre", init_checkpoint=pretrained_tiny, keep_best=True, **budget),
+        DEVNULL,
     )
     random = run_finetuning(
         _options(
@@ -92,18 +93,21 @@ def test_sst2_pretrained_beats_majority_and_random_init(sst2, pretrained_tiny, t
         DEVNULL,
     )
     majority = 557 / 1056  # dev.tsv's larger class
-    accuracy = tuned["best"]["accuracy"]
+    accuracy = tuned["final"]["accuracy"]
     print(
         f"SST-2-like dev accuracy: pre-trained {accuracy:.3f}, random init "
-        f"{random['best']['accuracy']:.3f}, majority {majority:.3f}"
+        f"{random['final']['accuracy']:.3f}, majority {majority:.3f}"
     )
     assert accuracy > majority + 0.05
     assert len(tuned["evaluations"]) == 2  # one evaluation per epoch
-    # the best model reloads and reproduces its dev accuracy
-    model, task = load_task_model(str(tmp_path / "pre" / "best"))
+    # the final model is what is reported and saved; the best is kept on request
+    model, task = load_task_model(str(tmp_path / "pre" / "final"))
     assert task["labels"] == ["0", "1"] and task["kind"] == "classification"
     metrics = json.loads((tmp_path / "pre" / "metrics.json").read_text())
-    assert metrics["best"]["accuracy"] == accuracy
+    assert metrics["final"] == tuned["evaluations"][-1] and metrics["reported"] == "final"
+    assert metrics["best_selection"] == "on" and (tmp_path / "pre" / "best").is_dir()
+    assert metrics["best"]["accuracy"] >= accuracy
+    assert random["best"] is None and not (tmp_path / "rand" / "best").exists()
 
 
 def test_ner_end_to_end_reports_entity_f1(shared_data, vocab_path, pretrained_tiny, tmp_path):
@@ -112,7 +116,7 @@ def test_ner_end_to_end_reports_entity_f1(shared_data, vocab_path, pretrained_ti
         _options(data, tmp_path / "model", init_checkpoint=pretrained_tiny, num_train_epochs=0.5),
         DEVNULL,
     )
-    best = history["best"]
+    best = history["final"]
     assert 0.0 <= best["entity_f1"] <= 1.0
     assert 0.0 < best["token_accuracy"] <= 1.0
     assert {"entity_precision", "entity_recall"} <= set(best)
@@ -141,7 +145,7 @@ def test_squad_fixture_trains_decodes_and_scores(shared_data, vocab_path, tmp_pa
         ),
         DEVNULL,
     )
-    best = history["best"]
+    best = history["final"]
     assert set(best) >= {"exact_match", "f1"}
     predictions = json.loads((tmp_path / "model" / "dev_predictions.json").read_text())
     assert len(predictions) == 5 and all(isinstance(v, str) for v in predictions.values())
@@ -195,10 +199,12 @@ def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "26 steps (265/epoch)" in first.stdout  # 0.1 epoch of 8456 examples, batch 32
-    assert "best (step 26): accuracy" in first.stdout
+    assert "final (step 26): accuracy" in first.stdout
+    assert "best (" not in first.stdout  # best-epoch selection is opt-in
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "resumed from" in second.stdout and "step 10/26" not in second.stdout
+    assert "Resumed from" in second.stdout and "Already trained 26 of 26" in second.stdout
+    assert "10/26" not in second.stdout  # nothing retrained
     bad = subprocess.run(command + ["--no_such_flag=1"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "no_such_flag" in bad.stderr
     missing = subprocess.run(
@@ -239,8 +245,8 @@ def test_squad_v2_with_unanswerable_questions(shared_data, vocab_path, tmp_path)
     predictions = json.loads((tmp_path / "model" / "dev_predictions.json").read_text())
     ids = {qa["id"] for p in data["data"][0]["paragraphs"] for qa in p["qas"]}
     assert set(predictions) == ids
-    assert {"exact_match", "f1"} <= set(history["best"])
-    model, task = load_task_model(str(tmp_path / "model" / "best"))
+    assert {"exact_match", "f1"} <= set(history["final"])
+    model, task = load_task_model(str(tmp_path / "model" / "final"))
     assert task["with_null"] and model.head.with_null
 
 
@@ -266,5 +272,5 @@ def test_bfloat16_finetuning_reaches_the_float32_dev_accuracy(sst2_data, sst2_cl
     assert a > 0.7, a  # the float32 run learned
     assert abs(a - b) <= 0.01, (a, b)
     # The weights stayed float32 (mixed precision computes in bf16 only).
-    model, _ = load_task_model(str(tmp_path / "bf16" / "best"))
+    model, _ = load_task_model(str(tmp_path / "bf16" / "final"))
     assert all(v.dtype == "float32" for v in model.weights)

@@ -77,14 +77,19 @@ def test_unknown_optimizer_is_refused():
     assert create_optimizer("lamb", 1e-3, 1, 10).name
 
 
-def test_layerwise_decay_factors_are_the_documented_ones():
+@pytest.mark.parametrize("exponents", ["paper", "reference"])
+def test_layerwise_decay_factors_are_the_documented_ones(exponents):
+    """paper: top layer decay^1; reference (the released code): one power more, head 1."""
     from electra_tf.config import ElectraConfig
     from electra_tf.modeling import ElectraDiscriminator
     from electra_tf.optimization import layerwise_lr_multipliers
 
     model = ElectraDiscriminator(ElectraConfig.from_preset("tiny", vocab_size=50, num_layers=3))
     model.build()
-    factors = layerwise_lr_multipliers(model.trainable_variables, num_layers=3, decay=0.8)
+    factors = layerwise_lr_multipliers(
+        model.trainable_variables, num_layers=3, decay=0.8, exponents=exponents
+    )
+    extra = 1 if exponents == "reference" else 0
     by_part = {}
     for path, f in factors.items():
         part = (
@@ -95,10 +100,10 @@ def test_layerwise_decay_factors_are_the_documented_ones():
         by_part.setdefault(part, set()).add(round(f, 10))
     assert by_part == {
         "head": {1.0},
-        "2": {0.8},
-        "1": {round(0.8**2, 10)},
-        "0": {round(0.8**3, 10)},
-        "emb": {round(0.8**4, 10)},
+        "2": {round(0.8 ** (1 + extra), 10)},
+        "1": {round(0.8 ** (2 + extra), 10)},
+        "0": {round(0.8 ** (3 + extra), 10)},
+        "emb": {round(0.8 ** (4 + extra), 10)},
     }
 
 

@@ -57,16 +57,17 @@ def test_loss_is_the_mean_over_what_the_task_counts():
     assert float(classification.count(labels)) == 3.0
 
 
-def test_the_model_step_loss_matches_a_plain_mean():
-    model = ElectraTaskModel(CONFIG, "classification", num_labels=2)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_the_model_step_loss_is_the_reference_sum_or_the_mean(reduction):
+    model = ElectraTaskModel(CONFIG, "classification", num_labels=2, loss_reduction=reduction)
     model.build()
     features, labels = _features(), {"label_ids": np.array([0, 1, 1], "int32")}
     norms = model._normalizers((features, labels))
     out = model._forward((features, labels), norms, tf.constant([0, 0]), training=False)
-    logits = model(features)["logits"]
-    expected = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels["label_ids"], logits)
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels["label_ids"], model(features)["logits"]
     )
+    expected = tf.reduce_sum(per_example) if reduction == "sum" else tf.reduce_mean(per_example)
     np.testing.assert_allclose(float(out["loss"]), float(expected), rtol=1e-6)
 
 

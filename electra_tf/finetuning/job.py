@@ -9,10 +9,13 @@ same as pre-training's.
 Layout of `model_dir`:
     ckpt-<n>.*, checkpoint   training checkpoints (model, optimizer, input
                              position, dropout RNG); a rerun resumes
-    best/                    the best weights so far by the task's main metric:
+    final/                   the weights at the latest evaluation (after the run:
+                             the final checkpoint's, the reported result):
                              model.weights.h5, electra_config.json, task.json,
                              vocab.txt (what `electra_tf.export` reads)
-    metrics.json             every evaluation, and the best
+    best/                    with --keep_best only: the best evaluation so far
+                             by the task's main metric (an optimistic pick)
+    metrics.json             every evaluation, the final one, and the best
     finetune_options.json    every option of the run
     train/, eval/            TensorBoard event files
 """
@@ -33,7 +36,7 @@ from electra_tf.checkpoints import find_tower, load_encoder, save_task_model
 from electra_tf.config import ElectraConfig
 from electra_tf.engine.loop import Engine, RunOptions
 from electra_tf.finetuning.data import finetune_dataset, load_info
-from electra_tf.finetuning.task_model import ElectraTaskModel
+from electra_tf.finetuning.task_model import LOSS_REDUCTIONS, ElectraTaskModel
 from electra_tf.finetuning.tasks import EvalContext
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.optimization import (
@@ -41,6 +44,8 @@ from electra_tf.optimization import (
     layerwise_lr_multipliers,
     resolve_bias_correction,
 )
+
+DEFAULT_EPOCHS = 3.0
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -54,9 +59,12 @@ class FinetuneOptions(RunOptions):
     init_checkpoint: str | None = None
     config: ElectraConfig | None = None  # random init only; else the checkpoint's
     task_head: str | None = None  # None: the task's default (the reference's)
+    keep_best: bool = False  # also keep best/ (reported result stays the final one)
     learning_rate: float = 1e-4
     layerwise_lr_decay: float = 0.8
-    num_train_epochs: float = 3.0
+    layerwise_lr_exponents: str = "paper"  # or "reference": the released code's, one power more
+    loss_reduction: str = "sum"  # the reference's: summed over the batch, then clipped
+    num_train_epochs: float | None = None  # None: the task's (finetune_info.json), else 3
     warmup_proportion: float = 0.1
     train_batch_size: int = 32
     eval_batch_size: int = 128
@@ -74,10 +82,14 @@ class FinetuneOptions(RunOptions):
         super().validate()
         if self.eval_batch_size <= 0:
             raise ValueError(f"--eval_batch_size must be positive, got {self.eval_batch_size}")
-        if self.num_train_epochs <= 0:
+        if self.num_train_epochs is not None and self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs must be positive, got {self.num_train_epochs}")
         if not 0 <= self.warmup_proportion <= 1:
             raise ValueError(f"--warmup_proportion must be in [0, 1], got {self.warmup_proportion}")
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(
+                f"--loss_reduction must be one of {LOSS_REDUCTIONS}, got {self.loss_reduction!r}"
+            )
         if not 0 < self.layerwise_lr_decay <= 1:
             raise ValueError(
                 f"--layerwise_lr_decay must be in (0, 1], got {self.layerwise_lr_decay}"
@@ -116,6 +128,7 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
         num_labels=max(len(info.get("labels") or []), 1),
         with_null=bool(info.get("squad", {}).get("version_2")),
         head=options.task_head,
+        loss_reduction=options.loss_reduction,
         seed=options.seed,
         grad_accum_steps=options.grad_accum_steps,
         clip_norm=options.clip_norm,
@@ -197,7 +210,8 @@ class _Schedule:
     def of(cls, options: FinetuneOptions, info: dict[str, Any]) -> _Schedule:
         train_features = info["splits"]["train"]["features"]
         steps_per_epoch = max(1, math.ceil(train_features / options.train_batch_size))
-        total = max(1, int(round(options.num_train_epochs * steps_per_epoch)))
+        epochs = options.num_train_epochs or info.get("default_epochs", DEFAULT_EPOCHS)
+        total = max(1, int(round(epochs * steps_per_epoch)))
         return cls(steps_per_epoch, total, int(options.warmup_proportion * total))
 
     def next_event(self, step: int) -> int:
@@ -205,15 +219,27 @@ class _Schedule:
 
 
 class _History:
-    """metrics.json: every evaluation and the best; `best/` follows the best."""
+    """metrics.json: every evaluation, the final one and (opt-in) the best.
+
+    The reported result is the final evaluation, as the reference reports
+    the final checkpoint; picking the best epoch on the dev set it is scored
+    on is optimistic, so `best/` is kept only with --keep_best and
+    metrics.json says which is which.
+    """
 
     def __init__(self, options: FinetuneOptions, info: dict[str, Any], chief: bool):
         self.path = os.path.join(options.model_dir, "metrics.json")
         self.options, self.info, self.chief = options, info, chief
-        self.data: dict[str, Any] = {"evaluations": [], "best": None}
+        self.data: dict[str, Any] = {
+            "evaluations": [],
+            "final": None,
+            "best": None,
+            "reported": "final",
+            "best_selection": "on" if options.keep_best else "off",
+        }
         if os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as f:
-                self.data = json.load(f)
+                self.data.update(json.load(f))
 
     def has(self, step: int) -> bool:
         return any(e["step"] == step for e in self.data["evaluations"])
@@ -221,19 +247,25 @@ class _History:
     def add(self, step: int, epoch: float, scores: dict[str, float], model) -> None:
         entry = {"step": step, "epoch": epoch, **scores}
         self.data["evaluations"].append(entry)
+        self.data["final"] = entry
+        directory = self.options.model_dir
+        if self.chief:
+            save_for_export(model, self.info, self.options.data_dir, f"{directory}/final")
         best, main = self.data["best"], self.info["main_metric"]
-        if best is None or scores[main] > best[main]:
+        if self.options.keep_best and (best is None or scores[main] > best[main]):
             self.data["best"] = entry
             if self.chief:
-                best_dir = os.path.join(self.options.model_dir, "best")
-                save_for_export(model, self.info, self.options.data_dir, best_dir)
+                save_for_export(model, self.info, self.options.data_dir, f"{directory}/best")
         if self.chief:
             atomic_write_json(self.path, self.data)
 
 
 def _optimizer(options: FinetuneOptions, model: ElectraTaskModel, schedule: _Schedule):
     multipliers = layerwise_lr_multipliers(
-        model.trainable_variables, model.config.num_layers, options.layerwise_lr_decay
+        model.trainable_variables,
+        model.config.num_layers,
+        options.layerwise_lr_decay,
+        options.layerwise_lr_exponents,
     )
     return create_optimizer(
         "adamw",
@@ -252,7 +284,8 @@ def _optimizer(options: FinetuneOptions, model: ElectraTaskModel, schedule: _Sch
 
 
 def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any]:
-    """Trains (or resumes), evaluates every epoch; returns the metrics history and best."""
+    """Trains (or resumes), evaluates every epoch; returns metrics.json's content
+    (every evaluation, "final", and "best" with keep_best) plus the step."""
     info = load_info(options.data_dir)
     schedule = _Schedule.of(options, info)
     options = dataclasses.replace(options, num_train_steps=schedule.total_steps)

@@ -10,6 +10,8 @@ from electra_tf.engine.step_model import StepModel
 from electra_tf.finetuning.tasks import get_task
 from electra_tf.modeling.backbone import ElectraBackbone
 
+LOSS_REDUCTIONS = ("sum", "mean")
+
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraTaskModel(StepModel):
@@ -29,6 +31,11 @@ class ElectraTaskModel(StepModel):
         num_labels: Classes or tags (ignored for regression and span).
         with_null: Span only: add SQuAD 2.0's no-answer classifier.
         head: The head layout, one of the task's `heads` (None: its default).
+        loss_reduction: "sum" (the reference's: the loss is the mean over what
+            the task counts times the number of examples in the global batch,
+            i.e. summed over examples, before the gradient clip) or "mean".
+            Adam is nearly invariant to the loss scale; the 1.0 clip is not,
+            so this changes how often updates are clipped.
         seed, grad_accum_steps, clip_norm, jit_compile: See `StepModel`.
 
     Call returns a dict: `logits` ([batch, labels]; [batch, length, labels]
@@ -52,6 +59,7 @@ class ElectraTaskModel(StepModel):
         num_labels: int = 2,
         with_null: bool = False,
         head: str | None = None,
+        loss_reduction: str = "sum",
         seed: int = 0,
         grad_accum_steps: int = 1,
         clip_norm: float = 1.0,
@@ -73,6 +81,9 @@ class ElectraTaskModel(StepModel):
         self.num_labels = task.num_outputs(num_labels)
         self.with_null = with_null
         self.head_type = task.resolve_head(head)
+        if loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}")
+        self.loss_reduction = loss_reduction
         self.backbone = ElectraBackbone(
             config, "discriminator", dtype=self.dtype_policy, name="electra"
         )
@@ -94,14 +105,18 @@ class ElectraTaskModel(StepModel):
 
     def _normalizers(self, data) -> dict:
         _, labels = data
-        return {"count": self.task.count(labels)}
+        examples = tf.cast(tf.shape(tf.nest.flatten(labels)[0])[0], tf.float32)
+        return {"count": self.task.count(labels), "examples": examples}
 
     def _forward(self, data, norms, seed, training, row_offset=0, step=None):
         features, labels = data
         outputs = self(features, training=training)
         loss_sum = self.task.loss_sum(labels, outputs)
+        loss = tf.math.divide_no_nan(loss_sum, norms["count"])
+        if self.loss_reduction == "sum":
+            loss *= norms["examples"]
         return {
-            "loss": tf.math.divide_no_nan(loss_sum, norms["count"]),
+            "loss": loss,
             "loss_sum": loss_sum,
             "count": self.task.count(labels),
         }
@@ -124,6 +139,7 @@ class ElectraTaskModel(StepModel):
             "num_labels": self.num_labels,
             "with_null": self.with_null,
             "head": self.head_type,
+            "loss_reduction": self.loss_reduction,
             "name": self.name,
         }
 

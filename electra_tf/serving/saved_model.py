@@ -1,6 +1,6 @@
 r"""SavedModel export for TF Serving: raw text in, predictions out.
 
-    python -m electra_tf.export --checkpoint=runs/sst2/best --export_dir=serving/sst2
+    python -m electra_tf.export --checkpoint=runs/sst2/final --export_dir=serving/sst2
 
 writes `serving/sst2/<version>/` (TF Serving's layout; the next integer
 version unless --version is given; an existing version is never touched).
@@ -263,7 +263,7 @@ class ServingModule(tf.Module):
 
 
 def load_for_export(checkpoint: str):
-    """(model, task, vocab path or None) from a fine-tuned `best/` directory or a
+    """(model, task, vocab path or None) from a fine-tuned `final/` (or `best/`) directory or a
     pre-trained discriminator (a tower directory or a pre-training --model_dir)."""
     from electra_tf.checkpoints import (
         find_tower,
