@@ -49,6 +49,7 @@ setup(
             "electra-convert=electra_tf.convert.__main__:run",
             "electra-build-finetuning-data=data_prep.build_finetuning_data:run",
             "electra-finetune=electra_tf.finetune:run",
+            "electra-glue=electra_tf.glue:run",
             "electra-export=electra_tf.export:run",
             "electra-tflite=electra_tf.tflite:run",
         ]

@@ -134,3 +134,87 @@ def sst2_classifier(sst2_data, tmp_path_factory) -> str:
         stream=io.StringIO(),
     )
     return str(model_dir / "final")
+
+
+# --- a small GLUE directory in GLUE's own layout ----------------------------------
+
+_WORDS = ["the", "a", "film", "movie", "story", "plot", "actor", "great", "good", "bad", "awful", "fine", "dull", "bright", "cat", "dog", "man", "woman", "runs", "sits", "sees", "likes", "eats", "is", "was", "not", "very", "quite", "rather", "house", "car", "tree", "river", "city", "old", "new", "small", "big", "red", "blue"]
+
+
+def _sentence(rng, n=6):
+    return " ".join(rng.choice(_WORDS) for _ in range(n))
+
+
+def write_glue_fixture(root: pathlib.Path, rows: int = 24) -> dict[str, pathlib.Path]:
+    """CoLA, SST-2, MRPC, STS-B, RTE and MNLI with `rows` train and rows // 3 dev
+    examples each, in GLUE's file formats (headers, column positions, MNLI's
+    matched/mismatched dev files). Synthetic text from a 40-word vocabulary."""
+    import random
+
+    rng = random.Random(0)
+    formats = {
+        "CoLA": (None, lambda i, a, b, y: f"src{i}\t{y}\t*\t{a}"),
+        "SST-2": ("sentence\tlabel", lambda i, a, b, y: f"{a}\t{y}"),
+        "MRPC": (
+            "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String",
+            lambda i, a, b, y: f"{y}\t{i}\t{i + 1000}\t{a}\t{b}",
+        ),
+        "STS-B": (
+            "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
+            lambda i, a, b, y: (
+                f"{i}\tmain\tf\t2012\t{i}\tnone\tnone\t{a}\t{b}\t{4.0 * y + 0.5:.3f}"
+            ),
+        ),
+        "RTE": (
+            "index\tsentence1\tsentence2\tlabel",
+            lambda i, a, b, y: f"{i}\t{a}\t{b}\t{['not_entailment', 'entailment'][y]}",
+        ),
+        "MNLI": (
+            "\t".join(["index", "promptID", "pairID", "genre", "s1bp", "s2bp", "s1p", "s2p"])
+            + "\tsentence1\tsentence2\tlabel1\tgold_label",
+            lambda i, a, b, y: (
+                "\t".join([str(i), "p", "q", "g", "x", "x", "x", "x", a, b])
+                + f"\t-\t{['contradiction', 'entailment', 'neutral'][y % 3]}"
+            ),
+        ),
+    }
+    dirs = {}
+    for name, (header, row) in formats.items():
+        directory = root / name
+        directory.mkdir(parents=True)
+        splits = {"train.tsv": rows, "dev.tsv": rows // 3}
+        if name == "MNLI":
+            splits = {
+                "train.tsv": rows,
+                "dev_matched.tsv": rows // 3,
+                "dev_mismatched.tsv": rows // 3,
+            }
+        for file, n in splits.items():
+            lines = [header] if header else []
+            for i in range(n):
+                label = i % 2 if name != "MNLI" else i % 3
+                lines.append(row(i, _sentence(rng), _sentence(rng), label))
+            (directory / file).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        dirs[name] = directory
+    return dirs
+
+
+def write_fixture_vocab(path: pathlib.Path) -> str:
+    """A WordPiece vocab covering the GLUE fixture's words (specials first)."""
+    from electra_tf.vocab import SPECIAL_TOKENS
+
+    tokens = list(SPECIAL_TOKENS) + sorted(set(_WORDS)) + [str(d) for d in range(10)] + [".", "-"]
+    path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("glue")
+    write_glue_fixture(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def glue_vocab(tmp_path_factory) -> str:
+    return write_fixture_vocab(tmp_path_factory.mktemp("glue_vocab") / "vocab.txt")
