@@ -50,7 +50,7 @@ class Settings:
     input_dir: str
     output_dir: str
     vocab: str
-    max_seq_length: int = 128
+    max_seq_length: int | None = None  # None: 512 for SQuAD (the reference's), else 128
     lower_case: bool = True
     train_file: str | None = None
     dev_file: str | None = None
@@ -66,10 +66,23 @@ class Settings:
     def validate(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.max_seq_length is None:
+            self.max_seq_length = 512 if self.task in SQUAD_TASKS else 128
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}")
-        if self.task in SQUAD_TASKS and self.max_query_length + 3 >= self.max_seq_length:
-            raise ValueError("--max_query_length leaves no room for the passage")
+        if self.task in SQUAD_TASKS:
+            window = self.max_seq_length - self.max_query_length - 3  # [CLS] q [SEP] p [SEP]
+            if window <= 0:
+                raise ValueError("--max_query_length leaves no room for the passage")
+            if self.doc_stride > window:
+                raise ValueError(
+                    f"--doc_stride={self.doc_stride} is longer than the passage window "
+                    f"({window} tokens when the question has --max_query_length="
+                    f"{self.max_query_length} at --max_seq_length={self.max_seq_length}), "
+                    "so the tokens between windows would be in none of them (squad_lib "
+                    f"would silently shorten the stride instead); use a stride <= {window} "
+                    "(the reference: 128 at length 512)"
+                )
 
 
 def define_flags() -> None:
@@ -77,7 +90,12 @@ def define_flags() -> None:
     flags.DEFINE_string("input_dir", None, "Directory with the task's files.")
     flags.DEFINE_string("output_dir", None, "Directory to write.")
     flags.DEFINE_string("vocab", None, "WordPiece vocab file (the model's).")
-    flags.DEFINE_integer("max_seq_length", 128, "Tokens per example, with [CLS]/[SEP].")
+    flags.DEFINE_integer(
+        "max_seq_length",
+        None,
+        "Tokens per example, with [CLS]/[SEP]. Unset: 512 for SQuAD (the reference's), 128 "
+        "otherwise.",
+    )
     flags.DEFINE_boolean("lower_case", True, "Lower-case and strip accents (uncased vocab).")
     flags.DEFINE_string("train_file", None, "Training file name in --input_dir (task default).")
     flags.DEFINE_string("dev_file", None, "Dev file name in --input_dir (task default).")

@@ -138,7 +138,48 @@ def sst2_classifier(sst2_data, tmp_path_factory) -> str:
 
 # --- a small GLUE directory in GLUE's own layout ----------------------------------
 
-_WORDS = ["the", "a", "film", "movie", "story", "plot", "actor", "great", "good", "bad", "awful", "fine", "dull", "bright", "cat", "dog", "man", "woman", "runs", "sits", "sees", "likes", "eats", "is", "was", "not", "very", "quite", "rather", "house", "car", "tree", "river", "city", "old", "new", "small", "big", "red", "blue"]
+_WORDS = [
+    "the",
+    "a",
+    "film",
+    "movie",
+    "story",
+    "plot",
+    "actor",
+    "great",
+    "good",
+    "bad",
+    "awful",
+    "fine",
+    "dull",
+    "bright",
+    "cat",
+    "dog",
+    "man",
+    "woman",
+    "runs",
+    "sits",
+    "sees",
+    "likes",
+    "eats",
+    "is",
+    "was",
+    "not",
+    "very",
+    "quite",
+    "rather",
+    "house",
+    "car",
+    "tree",
+    "river",
+    "city",
+    "old",
+    "new",
+    "small",
+    "big",
+    "red",
+    "blue",
+]
 
 
 def _sentence(rng, n=6):

@@ -109,10 +109,14 @@ def test_versions_and_assets(sst2_classifier, tmp_path):
     assert f"exported {base / '3'}" in r.stdout
 
 
-def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None):
+def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None, head=None):
     config = ElectraConfig.from_preset("tiny", **TINY)
     model = ElectraTaskModel(
-        config, kind, num_labels=len(labels or [0]), with_null=bool(squad and squad["version_2"])
+        config,
+        kind,
+        num_labels=len(labels or [0]),
+        with_null=bool(squad and squad["version_2"]),
+        head=head,
     )
     model.build()
     data_dir = tmp_path / f"data-{kind}"
@@ -142,9 +146,10 @@ def test_pair_classification_truncates_like_the_python_tokenizer(tmp_path, vocab
     np.testing.assert_allclose(out["logits"].numpy(), expected["logits"], atol=5e-5)
 
 
-def test_question_answering_returns_passage_text(tmp_path, vocab_path):
+@pytest.mark.parametrize("head", ["joint", "independent"])
+def test_question_answering_returns_passage_text(tmp_path, vocab_path, head):
     _, path = _tiny_export(
-        tmp_path, "span", pair=True, squad={"version_2": True}, vocab_path=vocab_path
+        tmp_path, "span", pair=True, squad={"version_2": True}, vocab_path=vocab_path, head=head
     )
     loaded = _load(path)
     passage = "In 1882, Albert Zahm built an early Wind Tunnel at Notre Dame."

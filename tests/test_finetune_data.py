@@ -165,7 +165,7 @@ def test_squad_fixture_features(tmp_path, shared_data, vocab_path):
         train_file="tiny_squad_v1.json",
         dev_file="tiny_squad_v1.json",
         max_seq_length=128,
-        doc_stride=64,
+        doc_stride=48,
     )
     assert info["kind"] == "span" and info["splits"]["dev"]["examples"] == 5
     assert info["splits"]["dev"]["features"] >= 5  # long passages make several windows

@@ -103,3 +103,44 @@ def test_conversion_to_hugging_face_needs_the_hf_head(tmp_path):
     model.build()
     with pytest.raises(ValueError, match="--task_head=hf"):
         huggingface.save(model, str(tmp_path / "hf"))
+
+
+def test_joint_span_head_conditions_the_end_on_the_start_and_masks_the_question():
+    model = ElectraTaskModel(CONFIG, "span", with_null=True)
+    model.build()
+    assert model.head_type == "joint"
+    features = _features(batch=2, length=8)
+    features["segment_ids"][:, 4:] = 1  # passage = positions 4..7
+    labels = {
+        "start_positions": np.array([5, 0], "int32"),
+        "end_positions": np.array([6, 0], "int32"),
+        "is_impossible": np.array([0, 1], "int32"),
+        "unique_ids": np.array([1, 2], "int32"),
+    }
+    out = model._outputs(features, labels, training=False)
+    # The question (1..3) is masked; [CLS] (0) and the passage are not.
+    assert np.all(out["start_logits"][:, 1:4] < -500) and np.all(out["start_logits"][:, 4:] > -500)
+    other = dict(labels, start_positions=np.array([6, 0], "int32"))
+    moved = model._outputs(features, other, training=False)
+    assert not np.allclose(moved["end_logits"][0], out["end_logits"][0])  # end depends on start
+    np.testing.assert_allclose(moved["end_logits"][1], out["end_logits"][1], atol=1e-6)
+    beams = model(features)
+    assert tuple(beams["end_top_index"].shape) == (2, 8, 8)  # beam 20 capped at the length
+    assert np.all(np.isin(beams["start_top_index"][:, :5], [0, 4, 5, 6, 7]))
+
+
+@pytest.mark.parametrize("head, weight", [("joint", 0.5), ("independent", 1.0)])
+def test_answerability_loss_weight(head, weight):
+    task = get_task("span")
+    task.resolve_head(head)
+    labels = {
+        "start_positions": tf.constant([1]),
+        "end_positions": tf.constant([1]),
+        "is_impossible": tf.constant([1]),
+    }
+    uniform = tf.zeros([1, 4])
+    span = 0.5 * 2 * np.log(4)  # mean of two uniform cross-entropies
+    outputs = {"start_logits": uniform, "end_logits": uniform, "null_logit": tf.constant([0.0])}
+    np.testing.assert_allclose(
+        float(task.loss_sum(labels, outputs)), span + weight * np.log(2), rtol=1e-6
+    )

@@ -173,7 +173,8 @@ class Evaluator:
         )
         for features, batch_labels in data:
             for k, v in self._predict(features).items():
-                outputs.setdefault(k, []).append(np.asarray(v, np.float32))
+                v = tf.cast(v, tf.float32) if v.dtype.is_floating else v
+                outputs.setdefault(k, []).append(v.numpy())
             for k, v in batch_labels.items():
                 labels.setdefault(k, []).append(v.numpy())
         return (

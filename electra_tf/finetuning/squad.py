@@ -85,6 +85,96 @@ def decode(
     return dict(predictions), dict(score_diffs)
 
 
+BEAM_OUTPUTS = ("start_top_log_probs", "start_top_index", "end_top_log_probs", "end_top_index")
+
+
+def decode_joint(
+    examples,
+    features,
+    unique_ids,
+    beams: dict[str, np.ndarray],
+    null_logits=None,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+    lower_case: bool = True,
+    version_2: bool = False,
+    null_score_diff_threshold: float = 0.0,
+) -> tuple[dict[str, str], dict[str, float]]:
+    """Answer text per question id from the joint head's beams, as the reference
+    decodes them (google-research/electra `finetune/qa/qa_metrics.py`).
+
+    `beams` holds `BEAM_OUTPUTS` per feature: the top starts [F, K] and, for
+    each, the top ends [F, K, K], as log-probabilities. A candidate is
+    (start i, end j) scored start_log_prob[i] + end_log_prob[i, j]; it must lie
+    in the passage (token_to_orig_map), not start at [CLS], start where the
+    window has maximal context, end at or after the start, and span at most
+    `max_answer_length` pieces. The best `n_best_size` distinct texts are kept.
+
+    SQuAD 2.0: the example's null score is the smallest answerability logit
+    over its windows (the classifier predicts "unanswerable"); "" is predicted
+    when it exceeds `null_score_diff_threshold`. Returns the predictions and
+    those null scores.
+    """
+    from official.nlp.data import squad_lib
+
+    row_of = {int(u): i for i, u in enumerate(np.asarray(unique_ids))}
+    by_example = collections.defaultdict(list)
+    for feature in features:
+        by_example[feature.example_index].append(feature)
+    predictions, null_scores = {}, {}
+    for example_index, example in enumerate(examples):
+        candidates, score_null = [], None
+        for feature in by_example[example_index]:
+            row = row_of.get(int(feature.unique_id))
+            if row is None:
+                continue
+            if version_2 and null_logits is not None:
+                score = float(null_logits[row])
+                score_null = score if score_null is None else min(score_null, score)
+            starts = beams["start_top_index"][row]
+            for i, start in enumerate(int(s) for s in starts):
+                for j, end in enumerate(int(e) for e in beams["end_top_index"][row][i]):
+                    if start == 0 or start >= len(feature.tokens) or end >= len(feature.tokens):
+                        continue
+                    if start not in feature.token_to_orig_map:
+                        continue
+                    if end not in feature.token_to_orig_map:
+                        continue
+                    if not feature.token_is_max_context.get(start, False):
+                        continue
+                    if end < start or end - start + 1 > max_answer_length:
+                        continue
+                    score = float(beams["start_top_log_probs"][row][i]) + float(
+                        beams["end_top_log_probs"][row][i][j]
+                    )
+                    candidates.append((score, feature, start, end))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        texts = []
+        for _, feature, start, end in candidates:
+            if len(texts) >= n_best_size:
+                break
+            text = _final_text(squad_lib, example, feature, start, end, lower_case)
+            if text not in texts:
+                texts.append(text)
+        best = texts[0] if texts else ""
+        if version_2:
+            null = float(score_null) if score_null is not None else float("-inf")
+            null_scores[example.qas_id] = null
+            if null > null_score_diff_threshold:
+                best = ""
+        predictions[example.qas_id] = best
+    return predictions, null_scores
+
+
+def _final_text(squad_lib, example, feature, start: int, end: int, lower_case: bool) -> str:
+    """The original passage text of word-pieces start..end (squad_lib's rules)."""
+    pieces = " ".join(feature.tokens[start : end + 1]).replace(" ##", "").replace("##", "")
+    pieces = " ".join(pieces.strip().split())
+    first, last = feature.token_to_orig_map[start], feature.token_to_orig_map[end]
+    original = " ".join(example.doc_tokens[first : last + 1])
+    return squad_lib.get_final_text(pieces, original, lower_case)
+
+
 def evaluate(gold_dataset, predictions: dict[str, str], version_2: bool) -> dict[str, float]:
     """The official SQuAD script's EM and F1 (percent)."""
     if version_2:

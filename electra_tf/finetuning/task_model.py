@@ -98,8 +98,11 @@ class ElectraTaskModel(StepModel):
         self.built = True
 
     def call(self, inputs, training=None):
-        sequence = self.backbone(inputs, training=training)
-        return self.task.head_outputs(self.head, sequence, training)
+        return self._outputs(inputs, None, training)
+
+    def _outputs(self, features, labels, training):
+        sequence = self.backbone(features, training=training)
+        return self.task.head_outputs(self.head, sequence, features, labels, training)
 
     # --- the engine's step ----------------------------------------------------------
 
@@ -110,7 +113,7 @@ class ElectraTaskModel(StepModel):
 
     def _forward(self, data, norms, seed, training, row_offset=0, step=None):
         features, labels = data
-        outputs = self(features, training=training)
+        outputs = self._outputs(features, labels, training)
         loss_sum = self.task.loss_sum(labels, outputs)
         loss = tf.math.divide_no_nan(loss_sum, norms["count"])
         if self.loss_reduction == "sum":

@@ -89,7 +89,10 @@ class TaskOutputs:
         self.always_pair = task.always_pair
 
     def outputs(self, model, inputs, module):
-        raw = {k: tf.cast(v, tf.float32) for k, v in model(inputs, training=False).items()}
+        raw = {
+            k: tf.cast(v, tf.float32) if v.dtype.is_floating else v
+            for k, v in model(inputs, training=False).items()
+        }
         return self.task.serving_outputs(raw, inputs, module)
 
     def text_outputs(self, outputs, passage, module):
@@ -123,13 +126,10 @@ class ServingModule(tf.Module):
         super().__init__()
         import tensorflow_text as tf_text
 
-        from electra_tf.finetuning.tasks import get_task
-
         self.model = model
+        # A task model's own task object: it knows the head layout it was built with.
         self.adapter = (
-            PretrainedOutputs()
-            if task["kind"] == PRETRAINED
-            else TaskOutputs(get_task(task["kind"]))
+            PretrainedOutputs() if task["kind"] == PRETRAINED else TaskOutputs(model.task)
         )
         self.pair = bool(task.get("pair")) or self.adapter.always_pair
         self.labels = list(task.get("labels") or [])

@@ -65,6 +65,7 @@ class Task:
     """
 
     kind: ClassVar[str] = ""
+    head_type: str = "reference"
     heads: ClassVar[tuple[str, ...]] = ("reference",)
     legacy_head: ClassVar[str] = "reference"
     always_pair: ClassVar[bool] = False
@@ -83,14 +84,16 @@ class Task:
     # --- network -------------------------------------------------------------------
 
     def resolve_head(self, head: str | None) -> str:
-        """`head`, or the default; an error names the choices."""
+        """Sets and returns the head layout: `head`, or the default; an error
+        names the choices."""
         if head is None:
-            return self.heads[0]
+            head = self.heads[0]
         if head not in self.heads:
             raise ValueError(
                 f"--task_head={head!r} is not a head of {self.kind} tasks; "
                 f"choose one of {', '.join(self.heads)}"
             )
+        self.head_type = head
         return head
 
     def build_head(
@@ -98,8 +101,14 @@ class Task:
     ) -> keras.layers.Layer:
         raise NotImplementedError
 
-    def head_outputs(self, head, sequence: tf.Tensor, training) -> dict[str, tf.Tensor]:
-        """The model's outputs from the encoder's [batch, length, hidden] states."""
+    def head_outputs(
+        self, head, sequence: tf.Tensor, features: dict, labels: dict | None, training
+    ) -> dict[str, tf.Tensor]:
+        """The model's outputs from the encoder's [batch, length, hidden] states.
+
+        `labels` is given when a loss will be computed (heads that condition
+        on the gold answer, like SQuAD's joint head, use it), else None.
+        """
         return {"logits": head(sequence, training=training)}
 
     # --- training -------------------------------------------------------------------

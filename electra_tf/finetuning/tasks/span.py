@@ -9,21 +9,34 @@ import tensorflow as tf
 from electra_tf.finetuning import squad
 from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
 from electra_tf.io_utils import atomic_write_json
+from electra_tf.modeling.joint_span_head import JointSpanHead
 from electra_tf.modeling.span_head import SpanHead
 
 NEG = -1e9
 
 
+# Weight of the answerability loss: the reference's (joint head) and ours before it.
+NULL_LOSS_WEIGHT = {"joint": 0.5, "independent": 1.0}
+
+
 @register
 class SpanTask(Task):
-    """Start/end logits over the passage: the mean of the two cross-entropies,
-    plus the no-answer classifier's sigmoid cross-entropy for SQuAD 2.0.
-    Scored with the official EM/F1 after n-best decoding."""
+    """Extractive QA: the mean of the start and end cross-entropies, plus the
+    answerability classifier's sigmoid cross-entropy for SQuAD 2.0. Scored
+    with the official EM/F1 after n-best decoding.
+
+    Heads: "joint" (the reference's: the end conditioned on the start, beam
+    search, passage mask, answerability from [CLS] and the expected start
+    state, loss weight 0.5; `JointSpanHead`) or "independent" (start and end
+    logits from one dense layer, a [CLS] no-answer classifier with weight 1;
+    `SpanHead`).
+    """
 
     kind = "span"
     always_pair = True
-    heads = ("independent",)
+    heads = ("joint", "independent")
     legacy_head = "independent"
+    beam_size = 20
 
     def __init__(self):
         self._eval_data = {}  # (data_dir, split) -> what decoding needs, read once
@@ -33,6 +46,14 @@ class SpanTask(Task):
         return {name: tf.io.FixedLenFeature([], tf.int64) for name in names}
 
     def build_head(self, config, num_labels, with_null, dtype, head):
+        if head == "joint":
+            return JointSpanHead(
+                with_null,
+                beam_size=self.beam_size,
+                hidden_act=config.hidden_act,
+                dtype=dtype,
+                name="qa_head",
+            )
         return SpanHead(
             config.hidden_size,
             with_null,
@@ -42,8 +63,16 @@ class SpanTask(Task):
             name="qa_head",
         )
 
-    def head_outputs(self, head, sequence, training):
-        return head(sequence)
+    def head_outputs(self, head, sequence, features, labels, training):
+        if self.head_type != "joint":
+            return head(sequence)
+        # The passage (segment 1, real tokens) plus [CLS], which stands for "no answer".
+        mask = tf.cast(features["input_mask"], tf.float32) * tf.cast(
+            features["segment_ids"], tf.float32
+        )
+        mask += tf.one_hot(0, tf.shape(mask)[1])
+        starts = None if labels is None else labels["start_positions"]
+        return head(sequence, mask, starts)
 
     def loss_sum(self, labels, outputs):
         total = 0.5 * (
@@ -51,7 +80,7 @@ class SpanTask(Task):
             + sparse_cross_entropy(labels["end_positions"], outputs["end_logits"])
         )
         if "null_logit" in outputs:
-            total += tf.nn.sigmoid_cross_entropy_with_logits(
+            total += NULL_LOSS_WEIGHT[self.head_type] * tf.nn.sigmoid_cross_entropy_with_logits(
                 tf.cast(labels["is_impossible"], tf.float32),
                 tf.cast(outputs["null_logit"], tf.float32),
             )
@@ -63,24 +92,35 @@ class SpanTask(Task):
         if key not in self._eval_data:
             self._eval_data[key] = squad.load_eval_data(ctx.data_dir, ctx.split, version_2)
         examples, features, gold = self._eval_data[key]
-        predictions, _ = squad.decode(
-            examples,
-            features,
-            labels["unique_ids"],
-            outputs["start_logits"],
-            outputs["end_logits"],
-            outputs.get("null_logit"),
+        common = dict(
             n_best_size=ctx.n_best_size,
             max_answer_length=ctx.max_answer_length,
             lower_case=ctx.info["lower_case"],
             version_2=version_2,
             null_score_diff_threshold=ctx.null_score_diff_threshold,
         )
+        if self.head_type == "joint":
+            beams = {k: outputs[k] for k in squad.BEAM_OUTPUTS}
+            predictions, _ = squad.decode_joint(
+                examples, features, labels["unique_ids"], beams, outputs.get("null_logit"), **common
+            )
+        else:
+            predictions, _ = squad.decode(
+                examples,
+                features,
+                labels["unique_ids"],
+                outputs["start_logits"],
+                outputs["end_logits"],
+                outputs.get("null_logit"),
+                **common,
+            )
         atomic_write_json(os.path.join(ctx.model_dir, f"{ctx.split}_predictions.json"), predictions)
         return squad.evaluate(gold, predictions, version_2)
 
     def serving_outputs(self, raw, inputs, module):
         """The best passage span with end >= start and at most max_answer_length pieces."""
+        if self.head_type == "joint":
+            return self._best_beam(raw, inputs, module)
         start, end = raw["start_logits"], raw["end_logits"]
         length = tf.shape(start)[1]
         ids = inputs["input_ids"]
@@ -104,6 +144,34 @@ class SpanTask(Task):
             null = raw["null_logit"]
             outputs["null_score"] = null
             outputs["has_answer"] = null - outputs["score"] <= 0.0
+        return outputs
+
+    def _best_beam(self, raw, inputs, module):
+        """The best (start, end) of the beams; has_answer: answerability logit <= 0."""
+        starts = tf.cast(raw["start_top_index"], tf.int32)[:, :, None]  # [B, K, 1]
+        ends = tf.cast(raw["end_top_index"], tf.int32)  # [B, K, K]
+        scores = raw["start_top_log_probs"][:, :, None] + raw["end_top_log_probs"]
+        in_passage = (
+            (inputs["segment_ids"] == 1)
+            & (inputs["input_mask"] == 1)
+            & (inputs["input_ids"] != module.sep_id)
+        )
+        start_ok = tf.gather(in_passage, starts[:, :, 0], batch_dims=1)[:, :, None]
+        end_ok = tf.gather(in_passage, tf.reshape(ends, [tf.shape(ends)[0], -1]), batch_dims=1)
+        end_ok = tf.reshape(end_ok, tf.shape(ends))
+        valid = start_ok & end_ok & (ends >= starts) & (ends - starts < module.max_answer_length)
+        flat = tf.reshape(tf.where(valid, scores, 2 * NEG), [tf.shape(scores)[0], -1])
+        best = tf.argmax(flat, -1, output_type=tf.int32)
+        beam = tf.shape(ends)[2]
+        outputs = {
+            "start_index": tf.gather(starts[:, :, 0], best // beam, batch_dims=1),
+            "end_index": tf.gather(tf.reshape(ends, tf.shape(flat)), best, batch_dims=1),
+            "score": tf.gather(flat, best, batch_dims=1),
+        }
+        outputs["score"] = tf.where(outputs["score"] > NEG, outputs["score"], NEG)
+        if module.version_2:
+            outputs["null_score"] = raw["null_logit"]
+            outputs["has_answer"] = raw["null_logit"] <= 0.0
         return outputs
 
     def text_outputs(self, outputs, passage, module):
