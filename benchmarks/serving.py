@@ -70,10 +70,11 @@ def main() -> None:
             learning_rate=3e-4,
             adam_bias_correction=True,
             num_train_epochs=0.1,
+            task_head="hf",  # the peer runs the same weights: HF's classifier layout
         ),
         quiet,
     )
-    best = f"{work}/model/best"
+    best = f"{work}/model/final"
     saved = export(best, f"{work}/serving/sst2")
     model, _ = load_task_model(best)
     huggingface.save(model, f"{work}/hf")
