@@ -27,6 +27,8 @@ EXTRAS = {
         "transformers>=4.46,<6",
         "torch==2.13.0",
         "safetensors",
+        # MediaPipe Tasks' own runtime, to test the edge files as a phone app loads them.
+        "mediapipe==1.2.3",
     ],
     # Peers for benchmarks/.
     "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil"],

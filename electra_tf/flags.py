@@ -329,6 +329,21 @@ def define_tflite_flags() -> None:
         "representative_data", None, "TSV/CSV of texts to calibrate --quantize=int8 on."
     )
     flags.DEFINE_integer("num_calibration", 200, "Texts used for int8 calibration.")
+    flags.DEFINE_enum(
+        "target",
+        None,
+        ["classifier", "embedder", "ids"],
+        "classifier: MediaPipe TextClassifier (raw text in); embedder: MediaPipe "
+        "TextEmbedder; ids: token-id inputs for custom runtimes. Unset: classifier for "
+        "single-text classification exports, ids otherwise.",
+    )
+    flags.DEFINE_integer(
+        "input_length",
+        None,
+        "MediaPipe targets: tokens per input (MediaPipe pads every text to it). Unset: the "
+        "model's training length.",
+    )
+    flags.DEFINE_enum("pooling", "cls", ["cls", "mean"], "Embedder: [CLS] or mean pooling.")
     flags.DEFINE_string(
         "eval_data",
         None,

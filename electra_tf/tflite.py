@@ -1,20 +1,25 @@
-r"""TFLite conversion of an exported classifier, for on-device inference.
+r"""TFLite for phones: a MediaPipe-ready classifier or embedder, or an id-input model.
 
-    python -m electra_tf.tflite --saved_model=serving/sst2/1 --output=edge/model.tflite \
+    python -m electra_tf.tflite --saved_model=serving/sst2/1 --output=edge/sst2.tflite \
         --quantize=dynamic --eval_data=sst2_like/dev.tsv
 
-The model takes token ids (`input_ids`, `input_mask`, `segment_ids`, int32
-[1, tokens], unpadded, at most max_seq_length) and returns `logits` and `probabilities`. Next to it go
-`vocab.txt` and `tokenizer.json` (lower-casing, length, special ids, labels):
-tokenize on the device with `electra_tf/tokenizer.py` (pure Python, no
-TensorFlow), which gives the in-graph tokenizer's ids.
+--target:
+  classifier (default for single-text classifiers): raw text in, MediaPipe
+      `TextClassifier` metadata (WordPiece vocab, label names) in the file;
+      inputs padded to --input_length. Android/iOS/web load it as is.
+  embedder   (any export): the encoder, [CLS] or mean pooled (--pooling),
+      L2-normalised, with MediaPipe `TextEmbedder` metadata.
+  ids        (classification/regression, pairs included): token ids in
+      (`input_ids`, `input_mask`, `segment_ids`, int32 [1, tokens], unpadded),
+      `logits` and `probabilities` (or `predictions`) out; `vocab.txt` and
+      `tokenizer.json` go beside it for `electra_tf/tokenizer.py` or a custom
+      runtime.
 
 --quantize: none (float32), float16 (weights), dynamic (int8 weights, float
 activations) or int8 (weights and activations, calibrated on
---representative_data; ids stay int32). With --eval_data a parity report
-against the SavedModel (the Keras model) is printed and written to
-`<output>.report.json`: file size, max |logit difference|, label agreement,
-accuracy and median latency per example.
+--representative_data). With --eval_data a report against the SavedModel is
+printed and written to `<output>.report.json` (classifier: through
+MediaPipe's own runtime).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ def main(argv: list[str]) -> None:
     from absl import app, flags
 
     from electra_tf.io_utils import atomic_write_json
-    from electra_tf.serving.tflite import convert, parity_report
+    from electra_tf.serving import mediapipe
+    from electra_tf.serving.tflite import convert, parity_report, read_task_file
 
     F = flags.FLAGS
     if len(argv) > 1:
@@ -39,10 +45,30 @@ def main(argv: list[str]) -> None:
         if not getattr(F, name):
             raise app.UsageError(f"--{name} is required")
     try:
-        convert(F.saved_model, F.output, F.quantize, F.representative_data, F.num_calibration)
-        print(f"wrote {F.output} ({os.path.getsize(F.output):,} bytes)")
-        if F.eval_data:
-            report = parity_report(F.output, F.saved_model, F.eval_data)
+        target = F.target
+        if target is None:
+            task = read_task_file(F.saved_model)
+            single_text = task["kind"] == "classification" and not task.get("pair")
+            target = "classifier" if single_text else "ids"
+        if target == "ids":
+            convert(F.saved_model, F.output, F.quantize, F.representative_data, F.num_calibration)
+        else:
+            mediapipe.convert(
+                F.saved_model,
+                F.output,
+                target,
+                F.quantize,
+                F.representative_data,
+                F.num_calibration,
+                F.input_length,
+                F.pooling,
+            )
+        print(f"wrote {F.output} ({os.path.getsize(F.output):,} bytes, --target={target})")
+        if F.eval_data and target != "embedder":
+            if target == "ids":
+                report = parity_report(F.output, F.saved_model, F.eval_data)
+            else:
+                report = mediapipe.agreement_report(F.output, F.saved_model, F.eval_data)
             atomic_write_json(F.output + ".report.json", report)
             print(json.dumps(report, indent=2))
     except ValueError as e:

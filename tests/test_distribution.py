@@ -68,9 +68,9 @@ def _finish(proc, timeout=400):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _assert_same_weights(a_npz, b_npz, rtol=2e-4, atol=2e-5):
+def _assert_same_weights(a_npz, b_npz, rtol=2e-4, atol=2e-5, min_variables=50):
     a, b = np.load(a_npz), np.load(b_npz)
-    assert sorted(a.files) == sorted(b.files) and len(a.files) > 50
+    assert sorted(a.files) == sorted(b.files) and len(a.files) > min_variables
     for name in a.files:
         np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)
 
@@ -116,7 +116,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start_workers(options, out_prefix, count=2, **env):
+def _start_workers(options, out_prefix, count=2, args=(), **env):
     """Starts `count` MultiWorkerMirrored workers on 127.0.0.1; worker i writes out_prefix{i}.npz."""
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(count)]
     procs = []
@@ -124,7 +124,7 @@ def _start_workers(options, out_prefix, count=2, **env):
         tf_config = json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         )
-        procs.append(_start(options, f"{out_prefix}{index}.npz", TF_CONFIG=tf_config, **env))
+        procs.append(_start(options, f"{out_prefix}{index}.npz", *args, TF_CONFIG=tf_config, **env))
     return procs
 
 
@@ -357,7 +357,9 @@ def test_finetuning_on_mirrored_matches_the_default_strategy(small_sst2, tmp_pat
     a, b = _finish(default), _finish(mirrored)
     assert a["step"] == b["step"] == 16
     np.testing.assert_allclose(a["final"]["accuracy"], b["final"]["accuracy"], atol=1e-9)
-    _assert_same_weights(tmp_path / "d.npz", tmp_path / "m.npz", rtol=1e-5, atol=1e-5)
+    _assert_same_weights(
+        tmp_path / "d.npz", tmp_path / "m.npz", rtol=1e-5, atol=1e-5, min_variables=30
+    )
 
 
 def test_finetuning_with_multi_worker_mirrored_on_loopback(small_sst2, tmp_path):
@@ -372,13 +374,16 @@ def test_finetuning_with_multi_worker_mirrored_on_loopback(small_sst2, tmp_path)
             log_every_steps=5,
         ),
         tmp_path / "worker",
+        args=("--job=finetune",),
         TMPDIR=str(tmp),
     )
     results = [_finish(p) for p in procs]
     assert all(r["step"] == 50 for r in results)
     assert [e["step"] for e in results[0]["evaluations"]] == [25, 50]
     # Workers stay in sync: one update from the all-reduced global batch.
-    _assert_same_weights(tmp_path / "worker0.npz", tmp_path / "worker1.npz", rtol=0, atol=0)
+    _assert_same_weights(
+        tmp_path / "worker0.npz", tmp_path / "worker1.npz", rtol=0, atol=0, min_variables=30
+    )
     model_dir = tmp_path / "mwms"
     assert (model_dir / "final" / "model.weights.h5").exists()
     written = json.loads((model_dir / "metrics.json").read_text())
@@ -395,7 +400,7 @@ def _finetune_cli(model_dir, data, extra=()):
             f"--data_dir={data}",
             f"--model_dir={model_dir}",
             "--model_size=tiny",
-            "--model_overrides=max_position_embeddings=32",
+            '--model_overrides={"max_position_embeddings": 32}',
             "--train_batch_size=16",
             "--num_train_epochs=3",
             "--learning_rate=1e-3",
@@ -436,7 +441,7 @@ def test_finetuning_sigterm_mid_epoch_then_rerun_is_bit_identical(small_sst2, tm
         for n in a.get_variable_to_shape_map()
         if "OBJECT_GRAPH" not in n and "save_counter" not in n
     ]
-    assert len(names) > 50
+    assert len(names) > 30
     for name in names:
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
     history = [

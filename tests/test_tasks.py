@@ -144,3 +144,23 @@ def test_answerability_loss_weight(head, weight):
     np.testing.assert_allclose(
         float(task.loss_sum(labels, outputs)), span + weight * np.log(2), rtol=1e-6
     )
+
+
+def test_gradient_accumulation_of_a_task_model_equals_one_batch():
+    """(features, labels) batches split into micro-batches give the same update."""
+    import keras
+
+    from electra_tf.optimization import create_optimizer
+
+    features = _features(batch=8)
+    labels = {"label_ids": np.array([0, 1] * 4, "int32")}
+    weights = []
+    for accum in (1, 4):
+        keras.utils.set_random_seed(3)
+        model = ElectraTaskModel(CONFIG, "classification", grad_accum_steps=accum)
+        model.compile(optimizer=create_optimizer("adamw", 1e-3, 0, 10))
+        model.build_all()
+        model.train_step((features, labels))
+        weights.append([v.numpy() for v in model.trainable_variables])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -149,9 +149,9 @@ class StepModel(keras.Model):
         if self.grad_accum_steps == 1:
             micro_batches = [data]
         else:
-            split = tf.nest.map_structure(lambda v: tf.split(v, self.grad_accum_steps), data)
+            parts = [tf.split(v, self.grad_accum_steps) for v in tf.nest.flatten(data)]
             micro_batches = [
-                tf.nest.map_structure(lambda parts, i=i: parts[i], split, check_types=False)
+                tf.nest.pack_sequence_as(data, [p[i] for p in parts])
                 for i in range(self.grad_accum_steps)
             ]
         grads = None

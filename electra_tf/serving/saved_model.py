@@ -14,8 +14,11 @@ Signatures (all with a variable batch size):
                       clients that tokenize themselves.
     tokenize          the text signature's tokenization alone (ids, mask,
                       segments), to check a client's own tokenizer against.
-    encode, replaced_token_probs
-                      text signatures of a pre-trained discriminator (no head).
+    encode            `text` -> the encoder's `sequence_output`, `cls_embedding`
+                      and `input_mask` (any model: for embeddings and search).
+    encode_ids        the same from ids (what TFLite text embedders convert).
+    replaced_token_probs
+                      text signature of a pre-trained discriminator (no head).
 
 Outputs: classification `logits`, `probabilities`, `label_ids`, `labels`;
 regression `predictions`; tagging `tag_ids`, `tags` (per word-piece, with
@@ -52,8 +55,10 @@ class PretrainedOutputs:
     probabilities (the counterpart of a fine-tuning `Task`'s serving outputs)."""
 
     always_pair = False
-    ENCODE = ("sequence_output", "cls_embedding", "input_mask")
     REPLACED = ("replaced_token_probs", "input_mask")
+
+    def sequence(self, model, inputs):
+        return model.encode(inputs, training=False)
 
     def outputs(self, model, inputs, module):
         sequence = model.encode(inputs, training=False)
@@ -78,7 +83,7 @@ class PretrainedOutputs:
                 input_signature=[spec],
             )
 
-        return {"encode": subset(self.ENCODE), "replaced_token_probs": subset(self.REPLACED)}
+        return {"replaced_token_probs": subset(self.REPLACED)}
 
 
 class TaskOutputs:
@@ -87,6 +92,9 @@ class TaskOutputs:
     def __init__(self, task):
         self.task = task
         self.always_pair = task.always_pair
+
+    def sequence(self, model, inputs):
+        return model.backbone(inputs, training=False)
 
     def outputs(self, model, inputs, module):
         raw = {
@@ -204,19 +212,32 @@ class ServingModule(tf.Module):
 
     # ---- heads ---------------------------------------------------------
 
-    def _outputs(self, inputs):
+    @staticmethod
+    def _pad_to_one(inputs):
         # An empty batch tokenizes to width 0; the heads read position 0, so pad
         # (mask 0) to width >= 1. Padding columns do not change any real output.
         width = tf.shape(inputs["input_ids"])[1]
         pad = [[0, 0], [0, tf.maximum(1 - width, 0)]]
-        inputs = {k: tf.pad(v, pad) for k, v in inputs.items()}
-        return self.adapter.outputs(self.model, inputs, self)
+        return {k: tf.pad(v, pad) for k, v in inputs.items()}
+
+    def _outputs(self, inputs):
+        return self.adapter.outputs(self.model, self._pad_to_one(inputs), self)
 
     # ---- signatures ----------------------------------------------------
 
     def text_fn(self, text, text_b=None):
         inputs, passage = self._tokenize(text, text_b)
         return self.adapter.text_outputs(self._outputs(inputs), passage, self)
+
+    def encode_fn(self, inputs):
+        """The encoder's final states, [CLS]'s, and the mask (for pooling)."""
+        inputs = self._pad_to_one(inputs)
+        sequence = tf.cast(self.adapter.sequence(self.model, inputs), tf.float32)
+        return {
+            "sequence_output": sequence,
+            "cls_embedding": sequence[:, 0],
+            "input_mask": inputs["input_mask"],
+        }
 
     def ids_fn(self, input_ids, input_mask, segment_ids):
         return self._outputs(
@@ -258,6 +279,18 @@ class ServingModule(tf.Module):
                 lambda text: self._tokenize(text)[0], input_signature=text.input_signature
             )
         signatures = {"serving_default": text, "predict_ids": ids, "tokenize": tokenize}
+        # Encodings of one text (also for pair models: the first segment alone),
+        # for embedding and search; `encode_ids` is what TFLite embedders convert.
+        signatures["encode"] = tf.function(
+            lambda text: self.encode_fn(self._tokenize(text)[0]),
+            input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+        )
+        signatures["encode_ids"] = tf.function(
+            lambda input_ids, input_mask, segment_ids: self.encode_fn(
+                {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+            ),
+            input_signature=ids.input_signature,
+        )
         signatures.update(self.adapter.extra_signatures(self))
         return signatures
 

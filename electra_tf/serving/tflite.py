@@ -42,15 +42,21 @@ def load_saved_model(path: str):
     return tf.saved_model.load(path)
 
 
-def read_task(saved_model: str) -> dict[str, Any]:
+def read_task_file(saved_model: str) -> dict[str, Any]:
+    """The export's task.json, with an error that says what --saved_model must be."""
     path = os.path.join(saved_model, "assets", "task.json")
     try:
         with open(path) as f:
-            task = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise ValueError(
             f"{path} not found: --saved_model must be an electra_tf.export version directory"
         ) from None
+
+
+def read_task(saved_model: str) -> dict[str, Any]:
+    """task.json of a classification or regression export (what the id model converts)."""
+    task = read_task_file(saved_model)
     if task["kind"] not in kinds() or get_task(task["kind"]).single_output is None:
         raise ValueError(
             f"{saved_model} is a {task['kind']!r} model; TFLite conversion is for classifiers"
@@ -116,39 +122,22 @@ def convert(
     tokenizer = WordPieceTokenizer(vocab_path, bool(task.get("lower_case", True)))
     loaded = load_saved_model(saved_model)
     predict = loaded.signatures["predict_ids"]
-    output = get_task(task["kind"]).single_output
-    # Inputs are [1, tokens] without padding: less work per example, and no
-    # padded positions whose attention-mask bias (-1e9) would dominate the int8
-    # ranges of the attention scores (full int8 lost ~16% agreement that way).
+    single_output = get_task(task["kind"]).single_output
+    # Inputs are [1, tokens] without padding: no work on padded positions.
     spec = tf.TensorSpec([1, None], tf.int32)
 
     @tf.function(input_signature=[spec, spec, spec])
     def serve(input_ids, input_mask, segment_ids):
         out = predict(input_ids=input_ids, input_mask=input_mask, segment_ids=segment_ids)
-        if output == "predictions":
+        if single_output == "predictions":
             return {"predictions": out["predictions"]}
         return {"logits": out["logits"], "probabilities": out["probabilities"]}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], loaded
-    )
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
+    samples = None
     if quantize == "int8":
         pairs, _ = read_texts(representative_data, num_calibration)
         samples = _encode(tokenizer, pairs, length)
-
-        def representative():
-            yield from samples  # dicts: matched to the inputs by name, not position
-
-        converter.representative_dataset = representative
-        # Ops without an int8 kernel stay float rather than fail the conversion.
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
+    converter = tflite_converter(serve.get_concrete_function(), loaded, quantize, samples)
     flatbuffer = converter.convert()
     atomic_write_bytes(output, flatbuffer)
     directory = os.path.dirname(os.path.abspath(output))
@@ -167,6 +156,29 @@ def convert(
     }
     atomic_write_json(os.path.join(directory, "tokenizer.json"), settings)
     return settings
+
+
+def tflite_converter(concrete, loaded, quantize: str, samples: list[dict] | None = None):
+    """A TFLiteConverter for `concrete` with the --quantize settings.
+
+    int8 quantizes weights and activations, calibrated on `samples` (input
+    dicts, matched to the inputs by name); ops without an int8 kernel stay
+    float rather than fail the conversion.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = lambda: iter(samples)
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    return converter
 
 
 class LiteClassifier:

@@ -1,0 +1,219 @@
+"""TFLite files that MediaPipe Tasks loads as is: a text classifier or a text
+embedder that takes raw text (tokenized on the device by MediaPipe's BERT
+tokenizer from the vocab in the file's metadata).
+
+The model's inputs are MediaPipe's BERT inputs, `input_word_ids`,
+`input_mask`, `input_type_ids`, int32 [1, input_length]: MediaPipe pads
+every text to that length. Padded positions get the bounded -10,000
+attention bias (as the reference's), so they do not stretch the int8 range of
+the attention scores.
+
+    classifier   one output, the class probabilities [1, labels]; the labels
+                 are in the metadata, so `TextClassifier.classify(text)`
+                 returns named categories.
+    embedder     one output, the L2-normalised embedding [1, hidden] ([CLS]
+                 or the mean over real tokens); `TextEmbedder.embed(text)`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from electra_tf.io_utils import atomic_write_bytes
+from electra_tf.serving import mediapipe_metadata
+from electra_tf.serving.mediapipe_metadata import INPUT_NAMES
+from electra_tf.serving.tflite import (
+    QUANTIZATIONS,
+    load_saved_model,
+    read_task_file,
+    read_texts,
+    tflite_converter,
+)
+from electra_tf.tokenizer import WordPieceTokenizer
+
+TARGETS = ("classifier", "embedder")
+POOLINGS = ("cls", "mean")
+
+
+def convert(
+    saved_model: str,
+    output: str,
+    target: str = "classifier",
+    quantize: str = "none",
+    representative_data: str | None = None,
+    num_calibration: int = 200,
+    input_length: int | None = None,
+    pooling: str = "cls",
+) -> dict[str, Any]:
+    """Writes a MediaPipe-ready `output`; returns what was written.
+
+    Args:
+        saved_model: An `electra_tf.export` version directory.
+        target: "classifier" (a single-text classification export) or
+            "embedder" (any export: the encoder, pooled).
+        quantize: none, float16, dynamic or int8 (see `electra_tf.tflite`).
+        input_length: Tokens per input, [CLS] and [SEP] included (default:
+            the model's training length). Longer texts are truncated.
+        pooling: Embedder only: "cls" or "mean".
+    """
+    import tensorflow as tf
+
+    if target not in TARGETS:
+        raise ValueError(f"--target must be one of {TARGETS} for MediaPipe, got {target!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"--pooling must be one of {POOLINGS}, got {pooling!r}")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"--quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    task = read_task_file(saved_model)
+    if target == "classifier" and (task["kind"] != "classification" or task.get("pair")):
+        raise ValueError(
+            f"{saved_model}: a {'pair ' if task.get('pair') else ''}{task['kind']} model; "
+            "MediaPipe's TextClassifier takes one text and returns classes (use --target=ids "
+            "for the id-input model, or --target=embedder)"
+        )
+    length = input_length or task.get("max_seq_length") or 128
+    if length < 3:
+        raise ValueError(f"--input_length must be >= 3, got {length}")
+    vocab_path = os.path.join(saved_model, "assets", "vocab.txt")
+    loaded = load_saved_model(saved_model)
+    specs = [tf.TensorSpec([1, length], tf.int32, name=name) for name in INPUT_NAMES]
+    if target == "classifier":
+        predict = loaded.signatures["predict_ids"]
+
+        @tf.function(input_signature=specs)
+        def serve(input_word_ids, input_mask, input_type_ids):
+            out = predict(
+                input_ids=input_word_ids, input_mask=input_mask, segment_ids=input_type_ids
+            )
+            return {"probabilities": out["probabilities"]}
+
+    else:
+        encode = loaded.signatures["encode_ids"]
+
+        @tf.function(input_signature=specs)
+        def serve(input_word_ids, input_mask, input_type_ids):
+            out = encode(
+                input_ids=input_word_ids, input_mask=input_mask, segment_ids=input_type_ids
+            )
+            return {"embedding": pool(out, pooling)}
+
+    tokenizer = WordPieceTokenizer(vocab_path, bool(task.get("lower_case", True)))
+    samples = None
+    if quantize == "int8":
+        if not representative_data:
+            raise ValueError("--quantize=int8 needs --representative_data (a TSV of example texts)")
+        pairs, _ = read_texts(representative_data, num_calibration)
+        samples = [padded_inputs(tokenizer, text, length) for text, _ in pairs]
+    converter = tflite_converter(serve.get_concrete_function(), loaded, quantize, samples)
+    model = converter.convert()
+    if target == "classifier":
+        model = mediapipe_metadata.classifier_metadata(model, vocab_path, task["labels"])
+    else:
+        model = mediapipe_metadata.embedder_metadata(model, vocab_path)
+    atomic_write_bytes(output, model)
+    return {"target": target, "input_length": length, "quantize": quantize, "bytes": len(model)}
+
+
+def unpadded(input_word_ids, input_mask, input_type_ids) -> dict:
+    """The real tokens of MediaPipe's right-padded inputs.
+
+    Cutting the padding off inside the model means padded positions never
+    enter the computation: the output is exactly the unpadded one, at every
+    quantization (a padded position's attention bias would otherwise stretch
+    the int8 range of the attention scores), and no time goes to padding.
+    """
+    import tensorflow as tf
+
+    n = tf.maximum(tf.reduce_sum(input_mask), 1)
+    return {
+        "input_ids": input_word_ids[:, :n],
+        "input_mask": input_mask[:, :n],
+        "segment_ids": input_type_ids[:, :n],
+    }
+
+
+def pool(encodings: dict, pooling: str):
+    """L2-normalised [batch, hidden] embedding from `encode`/`encode_ids` outputs."""
+    import tensorflow as tf
+
+    if pooling == "cls":
+        pooled = encodings["cls_embedding"]
+    else:
+        mask = tf.cast(encodings["input_mask"], tf.float32)[:, :, None]
+        total = tf.reduce_sum(encodings["sequence_output"] * mask, axis=1)
+        pooled = total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+    return tf.math.l2_normalize(pooled, axis=-1)
+
+
+def padded_inputs(tokenizer: WordPieceTokenizer, text: str, length: int) -> dict[str, np.ndarray]:
+    """One text as MediaPipe feeds it: [1, length], padded with zeros."""
+    encoded = tokenizer.encode(text, None, length)
+    return {
+        name: np.asarray([encoded[key]], np.int32)
+        for name, key in zip(INPUT_NAMES, ("input_ids", "input_mask", "segment_ids"))
+    }
+
+
+def classify(path: str, texts: list[str]) -> tuple[list[dict[str, float]], list[float]]:
+    """Scores by label name for each text, through MediaPipe's TextClassifier, and
+    the seconds each call took."""
+    from mediapipe.tasks.python import text as mp_text
+
+    results, seconds = [], []
+    with mp_text.TextClassifier.create_from_model_path(path) as classifier:
+        for text in texts:
+            start = time.perf_counter()
+            result = classifier.classify(text)
+            seconds.append(time.perf_counter() - start)
+            (head,) = result.classifications
+            results.append({c.category_name: c.score for c in head.categories})
+    return results, seconds
+
+
+def embed(path: str, texts: list[str]) -> np.ndarray:
+    """[texts, hidden] embeddings through MediaPipe's TextEmbedder."""
+    from mediapipe.tasks.python import text as mp_text
+
+    with mp_text.TextEmbedder.create_from_model_path(path) as embedder:
+        return np.stack(
+            [np.asarray(embedder.embed(t).embeddings[0].embedding, np.float32) for t in texts]
+        )
+
+
+def agreement_report(path: str, saved_model: str, eval_data: str) -> dict[str, Any]:
+    """MediaPipe's classifier against the SavedModel's `serving_default` on a
+    labelled TSV: agreement, probability gap, accuracy, size and latency."""
+    import tensorflow as tf
+
+    task = read_task_file(saved_model)
+    labels = task["labels"]
+    pairs, gold = read_texts(eval_data)
+    texts = [text for text, _ in pairs]
+    loaded = load_saved_model(saved_model)
+    reference = np.concatenate(
+        [
+            loaded.signatures["serving_default"](text=tf.constant(texts[i : i + 256]))[
+                "probabilities"
+            ].numpy()
+            for i in range(0, len(texts), 256)
+        ]
+    )
+    scores, seconds = classify(path, texts)
+    probabilities = np.asarray([[s[label] for label in labels] for s in scores])
+    report = {
+        "file_bytes": os.path.getsize(path),
+        "examples": len(texts),
+        "label_agreement": float(np.mean(probabilities.argmax(-1) == reference.argmax(-1))),
+        "max_abs_probability_diff": float(np.max(np.abs(probabilities - reference))),
+        "p50_ms": 1000 * float(np.percentile(seconds, 50)),
+        "p99_ms": 1000 * float(np.percentile(seconds, 99)),
+    }
+    if gold is not None:
+        truth = np.asarray([labels.index(label) for label in gold])
+        report["accuracy"] = float(np.mean(probabilities.argmax(-1) == truth))
+        report["reference_accuracy"] = float(np.mean(reference.argmax(-1) == truth))
+    return report

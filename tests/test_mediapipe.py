@@ -1,0 +1,87 @@
+"""The edge files in MediaPipe's own on-device runtime: a fine-tuned SST-2-like
+classifier at every quantization, hostile input, and a text embedder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+mediapipe = pytest.importorskip("mediapipe", reason="mediapipe is in the test extras")
+
+from electra_tf.serving import mediapipe as edge  # noqa: E402
+from electra_tf.serving.saved_model import export  # noqa: E402
+from electra_tf.serving.tflite import load_saved_model  # noqa: E402
+
+TARGETS = {  # quantization: minimum label agreement with the SavedModel
+    "none": 1.0,
+    "float16": 0.99,
+    "dynamic": 0.99,
+    "int8": 0.98,
+}
+
+
+@pytest.fixture(scope="module")
+def exported(sst2_classifier, tmp_path_factory):
+    return export(sst2_classifier, str(tmp_path_factory.mktemp("serving") / "sst2"))
+
+
+@pytest.fixture(scope="module")
+def classifiers(exported, shared_data, tmp_path_factory):
+    """Each quantization converted for MediaPipe and scored on the whole dev set."""
+    out = tmp_path_factory.mktemp("mediapipe")
+    dev = str(shared_data / "sst2_like" / "dev.tsv")
+    train = str(shared_data / "sst2_like" / "train.tsv")
+    results = {}
+    for quantize in TARGETS:
+        path = str(out / f"sst2-{quantize}.tflite")
+        edge.convert(exported, path, "classifier", quantize, train, num_calibration=100)
+        results[quantize] = dict(edge.agreement_report(path, exported, dev), path=path)
+    print(json.dumps(results, indent=1))
+    return results
+
+
+@pytest.mark.parametrize("quantize", list(TARGETS))
+def test_mediapipe_classifier_agrees_with_the_saved_model(classifiers, quantize):
+    report = classifiers[quantize]
+    assert report["examples"] == 1056
+    assert report["label_agreement"] >= TARGETS[quantize]
+    if quantize == "none":
+        assert report["max_abs_probability_diff"] <= 1e-3
+    assert report["accuracy"] >= report["reference_accuracy"] - 0.02
+
+
+def test_dynamic_range_file_is_small(classifiers):
+    assert classifiers["dynamic"]["file_bytes"] * 3.5 <= classifiers["none"]["file_bytes"]
+
+
+def test_hostile_text_gives_well_formed_categories(classifiers):
+    texts = [
+        "",
+        "   \t\n ",
+        "word " * 4000,  # 20,000 characters
+        "😀🎉 what a film 👍🏽",
+        "bad \ufffd\ufffd bytes",  # invalid UTF-8, decoded with replacement
+        "\u0000control\u0007chars",
+        "ÉLECTRA naïve façade",
+    ]
+    scores, _ = edge.classify(classifiers["none"]["path"], texts)
+    for text, result in zip(texts, scores):
+        assert set(result) == {"0", "1"}, text
+        values = np.asarray(list(result.values()))
+        assert np.all(np.isfinite(values)) and abs(values.sum() - 1.0) < 1e-4, text
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_embedder_cosines_match_the_saved_model(exported, shared_data, tmp_path, pooling):
+    path = str(tmp_path / f"embedder-{pooling}.tflite")
+    edge.convert(exported, path, "embedder", pooling=pooling)
+    lines = (shared_data / "sst2_like" / "dev.tsv").read_text().splitlines()[1:13]
+    texts = [line.split("\t")[0] for line in lines]
+    ours = edge.embed(path, texts)
+    loaded = load_saved_model(exported)
+    reference = edge.pool(loaded.signatures["encode"](text=tf.constant(texts)), pooling).numpy()
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(ours @ ours.T, reference @ reference.T, atol=1e-3)
