@@ -61,7 +61,7 @@ def test_device_side_files_and_cli(exported, shared_data, tmp_path):
     out = tmp_path / "edge" / "model.tflite"
     r = subprocess.run(
         [sys.executable, "-m", "electra_tf.tflite", f"--saved_model={exported}",
-         f"--output={out}", "--quantize=dynamic",
+         f"--output={out}", "--quantize=dynamic", "--target=ids",
          f"--eval_data={shared_data / 'sst2_like' / 'dev.tsv'}"],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip

@@ -137,8 +137,7 @@ def convert(
     if quantize == "int8":
         pairs, _ = read_texts(representative_data, num_calibration)
         samples = _encode(tokenizer, pairs, length)
-    converter = tflite_converter(serve.get_concrete_function(), loaded, quantize, samples)
-    flatbuffer = converter.convert()
+    flatbuffer = to_tflite(serve.get_concrete_function(), loaded, quantize, samples)
     atomic_write_bytes(output, flatbuffer)
     directory = os.path.dirname(os.path.abspath(output))
     with open(vocab_path, "rb") as f:
@@ -158,12 +157,21 @@ def convert(
     return settings
 
 
-def tflite_converter(concrete, loaded, quantize: str, samples: list[dict] | None = None):
-    """A TFLiteConverter for `concrete` with the --quantize settings.
+# Left in float under --quantize=int8: the element-wise arithmetic (residual
+# and bias adds, LayerNorm's centring and scaling). Measured on the SST-2-like
+# tiny classifier: with every op int8, 95.0% of the first 400 dev labels agreed
+# with the float model; with these in float, 98.75% there and 99.3% over the
+# whole dev set, at the same file size (matmuls, embedding lookups, softmax and
+# GELU stay int8).
+FLOAT_OPS_IN_INT8 = ("ADD", "MUL", "SUB")
+
+
+def to_tflite(concrete, loaded, quantize: str, samples: list[dict] | None = None) -> bytes:
+    """The TFLite flatbuffer of `concrete` with the --quantize settings.
 
     int8 quantizes weights and activations, calibrated on `samples` (input
-    dicts, matched to the inputs by name); ops without an int8 kernel stay
-    float rather than fail the conversion.
+    dicts, matched to the inputs by name), except `FLOAT_OPS_IN_INT8`; ops
+    without an int8 kernel stay float rather than fail the conversion.
     """
     import tensorflow as tf
 
@@ -172,13 +180,22 @@ def tflite_converter(concrete, loaded, quantize: str, samples: list[dict] | None
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        converter.representative_dataset = lambda: iter(samples)
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
-    return converter
+    if quantize != "int8":
+        return converter.convert()
+    converter.representative_dataset = lambda: iter(samples)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    # Selective quantization is TFLite's QuantizationDebugger's job.
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=lambda: iter(samples),
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=list(FLOAT_OPS_IN_INT8)
+        ),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 class LiteClassifier:
