@@ -49,7 +49,7 @@ def test_mediapipe_classifier_agrees_with_the_saved_model(classifiers, quantize)
     """Raw dev sentences through MediaPipe's runtime vs the SavedModel's serving_default.
 
     Agreement is judged on the sentences both tokenizers split alike (ASCII:
-    1,039 of 1,056); on all of them MediaPipe's accent handling costs a few
+    1,036 of 1,056); on all of them MediaPipe's accent handling costs a few
     labels (measured: 2 of 1,056 in float32)."""
     report = classifiers[quantize]
     assert report["examples"] == 1056 and report["ascii_examples"] > 1000
