@@ -163,28 +163,31 @@ def test_multi_worker_mirrored_on_loopback(masked_data, tmp_path):
     assert not list(tmp.glob("electra_worker_*")), "the non-chief's checkpoint dir was not removed"
 
 
-def _run_cli(model_dir, data, steps, extra=()):
+def _cli(module, *args):
+    """Starts `python -m module args...` in the repo, output captured as text."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "electra_tf.pretrain",
-            "--flagfile=configs/tiny.flags",
-            f"--train_data={data}/pretrain-*",
-            f"--model_dir={model_dir}",
-            "--max_seq_length=64",
-            f"--num_train_steps={steps}",
-            "--log_every_steps=2",
-            "--save_checkpoints_steps=4",
-            "--train_batch_size=8",
-            "--warmup_steps=2",
-            *extra,
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=REPO,
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def _run_cli(model_dir, data, steps, extra=()):
+    return _cli(
+        "electra_tf.pretrain",
+        "--flagfile=configs/tiny.flags",
+        f"--train_data={data}/pretrain-*",
+        f"--model_dir={model_dir}",
+        "--max_seq_length=64",
+        f"--num_train_steps={steps}",
+        "--log_every_steps=2",
+        "--save_checkpoints_steps=4",
+        "--train_batch_size=8",
+        "--warmup_steps=2",
+        *extra,
     )
 
 
@@ -201,6 +204,26 @@ def _latest_step(model_dir):
     return int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
 
 
+def _assert_resumed_run_matches(resumed, tmp_path, stopped, final, rtol, atol):
+    """The rerun resumed from `stopped` and its `final` checkpoint equals the
+    uninterrupted run's (tmp_path/straight), every variable (rtol=atol=0: bit for bit)."""
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-2000:]
+    assert f"Resumed from {tmp_path / 'preempted'}/ckpt-{stopped}" in out
+    a = tf.train.load_checkpoint(str(tmp_path / "straight" / final))
+    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / final))
+    names = [
+        n
+        for n in a.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in n and "save_counter" not in n
+    ]
+    assert len(names) > 30
+    for name in names:
+        np.testing.assert_allclose(
+            a.get_tensor(name), b.get_tensor(name), rtol=rtol, atol=atol, err_msg=name
+        )
+
+
 def test_sigterm_saves_and_the_restart_matches_an_uninterrupted_run(masked_data, tmp_path):
     straight = _run_cli(tmp_path / "straight", masked_data, 200)
     assert straight.wait(timeout=400) == 0
@@ -215,20 +238,7 @@ def test_sigterm_saves_and_the_restart_matches_an_uninterrupted_run(masked_data,
     assert 6 <= stopped < 200  # saved at the step it stopped, not the last interval
 
     resumed = _run_cli(tmp_path / "preempted", masked_data, 200)
-    out, err = resumed.communicate(timeout=400)
-    assert resumed.returncode == 0, err[-2000:]
-    assert f"Resumed from {tmp_path / 'preempted'}/ckpt-{stopped}" in out
-    a = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt-200"))
-    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / "ckpt-200"))
-    names = [
-        n
-        for n in a.get_variable_to_shape_map()
-        if "OBJECT_GRAPH" not in n and "save_counter" not in n
-    ]
-    for name in names:
-        np.testing.assert_allclose(
-            a.get_tensor(name), b.get_tensor(name), rtol=1e-5, atol=1e-6, err_msg=name
-        )
+    _assert_resumed_run_matches(resumed, tmp_path, stopped, "ckpt-200", rtol=1e-5, atol=1e-6)
 
 
 def test_sigkill_loses_at_most_the_save_interval(masked_data, tmp_path):
@@ -392,27 +402,18 @@ def test_finetuning_with_multi_worker_mirrored_on_loopback(small_sst2, tmp_path)
 
 
 def _finetune_cli(model_dir, data, extra=()):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "electra_tf.finetune",
-            f"--data_dir={data}",
-            f"--model_dir={model_dir}",
-            "--model_size=tiny",
-            '--model_overrides={"max_position_embeddings": 32}',
-            "--train_batch_size=16",
-            "--num_train_epochs=3",
-            "--learning_rate=1e-3",
-            "--log_every_steps=1",
-            "--save_checkpoints_steps=1000",
-            *extra,
-        ],
-        cwd=REPO,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return _cli(
+        "electra_tf.finetune",
+        f"--data_dir={data}",
+        f"--model_dir={model_dir}",
+        "--model_size=tiny",
+        '--model_overrides={"max_position_embeddings": 32}',
+        "--train_batch_size=16",
+        "--num_train_epochs=3",
+        "--learning_rate=1e-3",
+        "--log_every_steps=1",
+        "--save_checkpoints_steps=1000",
+        *extra,
     )
 
 
@@ -431,19 +432,7 @@ def test_finetuning_sigterm_mid_epoch_then_rerun_is_bit_identical(small_sst2, tm
     assert 33 <= stopped < 50, stopped  # mid-epoch (epochs end at 25, 50, 75)
 
     resumed = _finetune_cli(tmp_path / "preempted", small_sst2)
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-2000:]
-    assert f"Resumed from {tmp_path / 'preempted'}/ckpt-{stopped}" in out
-    a = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt-75"))
-    b = tf.train.load_checkpoint(str(tmp_path / "preempted" / "ckpt-75"))
-    names = [
-        n
-        for n in a.get_variable_to_shape_map()
-        if "OBJECT_GRAPH" not in n and "save_counter" not in n
-    ]
-    assert len(names) > 30
-    for name in names:
-        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+    _assert_resumed_run_matches(resumed, tmp_path, stopped, "ckpt-75", rtol=0, atol=0)
     history = [
         json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "preempted")
     ]

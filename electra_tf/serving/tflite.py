@@ -1,20 +1,13 @@
-r"""TFLite conversion of an exported classifier, for on-device inference.
-
-    python -m electra_tf.tflite --saved_model=serving/sst2/1 --output=edge/model.tflite \
-        --quantize=dynamic --eval_data=sst2_like/dev.tsv
+r"""TFLite conversion of an exported classifier with token-id inputs (the
+`--target=ids` model of `electra_tf.tflite`), shared conversion settings, and
+a parity report.
 
 The model takes token ids (`input_ids`, `input_mask`, `segment_ids`, int32
-[1, tokens], unpadded, at most max_seq_length) and returns `logits` and `probabilities`. Next to it go
-`vocab.txt` and `tokenizer.json` (lower-casing, length, special ids, labels):
-tokenize on the device with `electra_tf/tokenizer.py` (pure Python, no
-TensorFlow), which gives the in-graph tokenizer's ids.
-
---quantize: none (float32), float16 (weights), dynamic (int8 weights, float
-activations) or int8 (weights and activations, calibrated on
---representative_data; ids stay int32). With --eval_data a parity report
-against the SavedModel (the Keras model) is printed and written to
-`<output>.report.json`: file size, max |logit difference|, label agreement,
-accuracy and median latency per example.
+[1, tokens], unpadded) and returns `logits` and `probabilities` (regression:
+`predictions`). Next to it go `vocab.txt` and `tokenizer.json` (lower-casing,
+length, special ids, labels): tokenize on the device with
+`electra_tf/tokenizer.py` (pure Python), which gives the in-graph
+tokenizer's ids. MediaPipe-ready files are `electra_tf.serving.mediapipe`'s.
 """
 
 from __future__ import annotations
