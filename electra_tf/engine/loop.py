@@ -16,8 +16,9 @@ Example:
         model = MyStepModel(...)
         optimizer = create_optimizer(...)
     engine.setup(model, optimizer)
-    engine.train(lambda ctx, batch, skip, first: make_dataset(...))
-    engine.finish()
+    finished = engine.train(lambda ctx, batch, skip, first: make_dataset(...))
+    engine.save()   # the final (or preempted) checkpoint
+    engine.close()
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class Engine:
 
     Create it first: MultiWorkerMirroredStrategy must exist before any TF op
     runs. Then build the model and optimizer in `engine.scope()`, call
-    `setup`, `train` and `finish`.
+    `setup` and `train`, then `save` and (in a `finally`) `close`.
 
     Args:
         options: The run's `RunOptions` (or a subclass).
