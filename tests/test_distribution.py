@@ -225,20 +225,20 @@ def _assert_resumed_run_matches(resumed, tmp_path, stopped, final, rtol, atol):
 
 
 def test_sigterm_saves_and_the_restart_matches_an_uninterrupted_run(masked_data, tmp_path):
-    straight = _run_cli(tmp_path / "straight", masked_data, 200)
+    straight = _run_cli(tmp_path / "straight", masked_data, 60)
     assert straight.wait(timeout=400) == 0
 
-    run = _run_cli(tmp_path / "preempted", masked_data, 200)
+    run = _run_cli(tmp_path / "preempted", masked_data, 60)
     _wait_for_step(run, 6)
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 143, err[-2000:]
     assert "Preempted (SIGTERM)" in out
     stopped = _latest_step(tmp_path / "preempted")
-    assert 6 <= stopped < 200  # saved at the step it stopped, not the last interval
+    assert 6 <= stopped < 60  # saved at the step it stopped, not the last interval
 
-    resumed = _run_cli(tmp_path / "preempted", masked_data, 200)
-    _assert_resumed_run_matches(resumed, tmp_path, stopped, "ckpt-200", rtol=1e-5, atol=1e-6)
+    resumed = _run_cli(tmp_path / "preempted", masked_data, 60)
+    _assert_resumed_run_matches(resumed, tmp_path, stopped, "ckpt-60", rtol=1e-5, atol=1e-6)
 
 
 def test_sigkill_loses_at_most_the_save_interval(masked_data, tmp_path):
