@@ -142,6 +142,52 @@ def _write_tf1_checkpoint(weights, path, extra=None):
             return saver.save(sess, str(path))
 
 
+def _tf1_discriminator_logits(w: dict, inputs: dict, num_heads: int) -> np.ndarray:
+    """The reference's discriminator forward pass (google-research/electra
+    model/modeling.py + pretrain discriminator head), in numpy from the TF1
+    variable names: LayerNorm eps 1e-12, -10000 attention mask, GELU with erf."""
+    from scipy.special import erf
+
+    def gelu(x):
+        return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+    def layer_norm(x, scope):
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-12) * w[f"{scope}/gamma"] + w[f"{scope}/beta"]
+
+    def dense(x, scope):
+        return x @ w[f"{scope}/kernel"] + w[f"{scope}/bias"]
+
+    ids, mask, segments = (
+        np.asarray(inputs[k]) for k in ("input_ids", "input_mask", "segment_ids")
+    )
+    length = ids.shape[1]
+    e = "electra/embeddings"
+    x = w[f"{e}/word_embeddings"][ids] + w[f"{e}/position_embeddings"][:length]
+    x = layer_norm(x + w[f"{e}/token_type_embeddings"][segments], f"{e}/LayerNorm")
+    if "electra/embeddings_project/kernel" in w:
+        x = dense(x, "electra/embeddings_project")
+    bias = (1.0 - mask[:, None, None, :]) * -10000.0
+    layer = 0
+    while f"electra/encoder/layer_{layer}/attention/self/query/kernel" in w:
+        p = f"electra/encoder/layer_{layer}"
+        heads = lambda t: t.reshape(t.shape[0], length, num_heads, -1).transpose(0, 2, 1, 3)  # noqa: E731
+        q, k, v = (heads(dense(x, f"{p}/attention/self/{n}")) for n in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1]) + bias
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        context = (probs @ v).transpose(0, 2, 1, 3).reshape(x.shape)
+        x = layer_norm(
+            dense(context, f"{p}/attention/output/dense") + x, f"{p}/attention/output/LayerNorm"
+        )
+        h = gelu(dense(x, f"{p}/intermediate/dense"))
+        x = layer_norm(dense(h, f"{p}/output/dense") + x, f"{p}/output/LayerNorm")
+        layer += 1
+    h = gelu(dense(x, "discriminator_predictions/dense"))
+    return dense(h, "discriminator_predictions/dense_1")[..., 0]
+
+
 def test_google_tf1_checkpoint_imports_exactly(tmp_path):
     from electra_tf.config import ElectraConfig
     from electra_tf.convert import google, weight_map
@@ -149,9 +195,17 @@ def test_google_tf1_checkpoint_imports_exactly(tmp_path):
 
     # The reference computes GELU with erf (model/modeling.py), so the import
     # must build "gelu", not the tanh approximation.
+    # initializer_range 0.5: pre-activations large enough that GELU's erf and
+    # tanh forms differ (by ~5e-3 in the logits; ~2e-7 at the usual 0.02).
     config = ElectraConfig.from_preset(
-        "tiny", vocab_size=120, hidden_act="gelu", dropout=0.0, generator_fraction=1.0
-    )  # a "++"-style full-size generator
+        "tiny",
+        vocab_size=120,
+        hidden_act="gelu",
+        dropout=0.0,
+        generator_fraction=1.0,  # a "++"-style full-size generator
+        initializer_range=0.5,
+        num_heads=1,  # what the reference derives for hidden 64 (hidden // 64)
+    )
     ref = ElectraPretrainer(config)
     ref.build()
     weights = weight_map.export(weight_map.pretrainer_entries(ref))
@@ -175,6 +229,9 @@ def test_google_tf1_checkpoint_imports_exactly(tmp_path):
     assert both.config.generator_hidden_size == 64 and both.config.num_heads == 1
     disc = google.load(str(tmp_path), "discriminator")  # a directory works too
     np.testing.assert_allclose(disc(x), ref.discriminator(x), atol=1e-5)
+    # Independently of our layers: the reference's math on the checkpoint's variables.
+    reference = _tf1_discriminator_logits(weights, x, config.num_heads)
+    np.testing.assert_allclose(disc(x), reference, atol=2e-4)
 
     broken = dict(weights)
     broken.pop("electra/encoder/layer_1/output/LayerNorm/gamma")
