@@ -70,8 +70,14 @@ class RunOptions:
     max_steps_per_run: int = 0
     fast_kernels: bool | None = None  # None: on when no GPU/TPU is visible
 
+    def require_positive(self, *names: str) -> None:
+        """Errors naming the first of these options that is not > 0."""
+        for name in names:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+
     def validate(self) -> None:
-        positive = (
+        self.require_positive(
             "train_batch_size",
             "num_train_steps",
             "log_every_steps",
@@ -79,9 +85,6 @@ class RunOptions:
             "steps_per_execution",
             "grad_accum_steps",
         )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.train_batch_size % self.grad_accum_steps:
             raise ValueError(
                 f"--train_batch_size={self.train_batch_size} is not divisible by "

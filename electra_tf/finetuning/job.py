@@ -80,8 +80,7 @@ class FinetuneOptions(RunOptions):
 
     def validate(self) -> None:
         super().validate()
-        if self.eval_batch_size <= 0:
-            raise ValueError(f"--eval_batch_size must be positive, got {self.eval_batch_size}")
+        self.require_positive("eval_batch_size")
         if self.num_train_epochs is not None and self.num_train_epochs <= 0:
             raise ValueError(f"--num_train_epochs must be positive, got {self.num_train_epochs}")
         if not 0 <= self.warmup_proportion <= 1:

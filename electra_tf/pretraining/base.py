@@ -4,7 +4,6 @@ hidden-state spread, and standalone towers to save beside each checkpoint."""
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
 from electra_tf.engine.step_model import StepModel
@@ -25,9 +24,6 @@ class PretrainerBase(StepModel):
     def call(self, inputs, training=False):
         seed = tf.constant([0, self.seed], tf.int32)
         return self._forward(inputs, self._normalizers(inputs), seed, training)
-
-    def export_towers(self) -> dict[str, keras.Model]:
-        raise NotImplementedError
 
 
 def hidden_spread(hidden: tf.Tensor, token_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

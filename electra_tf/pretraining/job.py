@@ -89,9 +89,7 @@ class PretrainOptions(RunOptions):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("eval_batch_size", "num_eval_steps", "shuffle_buffer"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        self.require_positive("eval_batch_size", "num_eval_steps", "shuffle_buffer")
         if self.warmup_steps < 0:
             raise ValueError(f"--warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.max_seq_length > self.config.max_position_embeddings:

@@ -61,7 +61,7 @@ class PretrainedOutputs:
         return model.encode(inputs, training=False)
 
     def outputs(self, model, inputs, module):
-        sequence = model.encode(inputs, training=False)
+        sequence = self.sequence(model, inputs)
         probs = tf.sigmoid(tf.cast(model.head(sequence), tf.float32))
         mask = tf.cast(inputs["input_mask"], tf.float32)
         return {

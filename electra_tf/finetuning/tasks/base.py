@@ -7,6 +7,7 @@ A new kind is one file in this package: a `Task` subclass decorated with
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, ClassVar
 
@@ -49,7 +50,7 @@ class EvalContext:
     null_score_diff_threshold: float = 0.0
 
 
-class Task:
+class Task(abc.ABC):
     """Base of the task kinds. Subclasses set `kind` and override the methods.
 
     Class attributes:
@@ -74,9 +75,9 @@ class Task:
 
     # --- data --------------------------------------------------------------------
 
+    @abc.abstractmethod
     def label_spec(self, length: int) -> dict[str, tf.io.FixedLenFeature]:
         """Parsing spec of the label features in a record of `length` tokens."""
-        raise NotImplementedError
 
     def num_outputs(self, num_labels: int) -> int:
         return num_labels
@@ -96,10 +97,11 @@ class Task:
         self.head_type = head
         return head
 
+    @abc.abstractmethod
     def build_head(
         self, config, num_labels: int, with_null: bool, dtype, head: str
     ) -> keras.layers.Layer:
-        raise NotImplementedError
+        """The head layer of layout `head` (one of `heads`)."""
 
     def head_outputs(
         self, head, sequence: tf.Tensor, features: dict, labels: dict | None, training
@@ -117,25 +119,26 @@ class Task:
         """What the loss is averaged over in this batch (examples by default), float."""
         return tf.cast(tf.shape(tf.nest.flatten(labels)[0])[0], tf.float32)
 
+    @abc.abstractmethod
     def loss_sum(self, labels: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor]) -> tf.Tensor:
         """The loss summed over what `count` counts (float32)."""
-        raise NotImplementedError
 
     # --- evaluation --------------------------------------------------------------------
 
+    @abc.abstractmethod
     def score(
         self, outputs: dict[str, np.ndarray], labels: dict[str, np.ndarray], ctx: EvalContext
     ) -> dict[str, float]:
-        raise NotImplementedError
+        """The dev metrics of one eval split from the gathered outputs and labels."""
 
     # --- serving -------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def serving_outputs(self, raw: dict[str, tf.Tensor], inputs: dict, module) -> dict:
         """Signature outputs from the model's float32 outputs.
 
         `module` is the `ServingModule` (labels, vocab, special ids, limits).
         """
-        raise NotImplementedError
 
     def text_outputs(self, outputs: dict, passage, module) -> dict:
         """Extra outputs of the text signature (QA: the answer's text)."""
