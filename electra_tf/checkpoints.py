@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import keras
@@ -30,13 +31,50 @@ TASK_FILE = "task.json"
 TOWERS = ("discriminator", "generator", "encoder")
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, file-size limit, permissions)."""
+
+
 def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> None:
     """Writes one model's weights + config so it loads alone (atomic per file)."""
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".tmp-{os.getpid()}.weights.h5")
-    model.save_weights(tmp)
-    os.replace(tmp, os.path.join(directory, "model.weights.h5"))
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, os.path.join(directory, "model.weights.h5"))
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     config.save(os.path.join(directory, "electra_config.json"))
+
+
+def save_training_checkpoint(
+    manager: tf.train.CheckpointManager, step: int, before_save=None
+) -> str:
+    """`manager.save` at `step`, after `before_save(step)`; failures leave the
+    previous checkpoints as they were.
+
+    TensorFlow writes a checkpoint into `ckpt-<step>_temp/` and renames it into
+    place, then rewrites the `checkpoint` state file atomically, so a process
+    killed mid-save leaves the last complete checkpoint current. A write that
+    fails (ENOSPC, EFBIG) raises CheckpointWriteError naming the directory and
+    the checkpoint a rerun will resume from, after removing the partial files.
+    """
+    try:
+        if before_save is not None:
+            before_save(step)
+        return manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as e:
+        partial = os.path.join(manager.directory, f"ckpt-{step}_temp")
+        if tf.io.gfile.exists(partial):
+            tf.io.gfile.rmtree(partial)
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\].*", "", getattr(e, "message", str(e)))
+        raise CheckpointWriteError(
+            f"could not write the checkpoint of step {step} in {manager.directory}: "
+            f"{reason.strip()}. The previous checkpoint "
+            f"({manager.latest_checkpoint or 'none'}) is intact: free space (or raise the "
+            "limit) and rerun the same command to resume from it."
+        ) from None
 
 
 def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:

@@ -65,3 +65,15 @@ def keras_hub_mlm_head_parts(head) -> dict:
         "layer_norm": head._intermediate_layer_norm,
         "bias": head._bias,
     }
+
+
+def tf_record_random_reader(path: str):
+    """A reader of the TFRecord at a byte offset: `.read(offset) -> (bytes, next_offset)`.
+
+    Raises DataLossError on a bad checksum and IndexError past the last whole
+    record. Uses `tensorflow.python.lib.io.tf_record.tf_record_random_reader`
+    (no public API reads from an offset or past a bad record).
+    """
+    from tensorflow.python.lib.io import tf_record
+
+    return tf_record.tf_record_random_reader(path)

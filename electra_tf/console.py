@@ -86,3 +86,38 @@ def _restore() -> None:
     sys.stderr.flush()
     os.dup2(_state["original"], 2)  # drops this process's write end: the reader sees EOF
     _state["reader"].join(timeout=5)
+
+
+# Exit statuses of the entry points (README's reliability table lists them).
+EXIT_BAD_INPUT = 2  # a flag, file or record is wrong: the message names it
+EXIT_HALTED = 3  # training stopped itself (non-finite steps); a checkpoint was saved
+EXIT_IO = 74  # EX_IOERR: a checkpoint could not be written; older ones are intact
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what schedulers expect of a job they stopped
+
+
+def run_job(job):
+    """Runs `job()` for an entry point and maps how it ended to an exit status.
+
+    Bad input (ValueError) and the faults the jobs report themselves print one
+    `error: ...` line, not a traceback; a preempted run exits 143 so that
+    schedulers requeue it. Returns what `job()` returned otherwise.
+    """
+    from electra_tf.checkpoints import CheckpointWriteError
+    from electra_tf.engine.loop import TrainingHalted
+
+    try:
+        result = job()
+    except ValueError as e:
+        _fail(e, EXIT_BAD_INPUT)
+    except TrainingHalted as e:
+        _fail(e, EXIT_HALTED)
+    except CheckpointWriteError as e:
+        _fail(e, EXIT_IO)
+    if isinstance(result, dict) and result.get("preempted"):
+        sys.exit(EXIT_PREEMPTED)
+    return result
+
+
+def _fail(error: Exception, status: int):
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.exit(status)

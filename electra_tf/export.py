@@ -9,8 +9,6 @@ assets are described in `electra_tf.serving.saved_model`.
 
 from __future__ import annotations
 
-import sys
-
 from electra_tf import console
 
 
@@ -25,8 +23,8 @@ def main(argv: list[str]) -> None:
     for name in ("checkpoint", "export_dir"):
         if not getattr(F, name):
             raise app.UsageError(f"--{name} is required")
-    try:
-        path = export(
+    path = console.run_job(
+        lambda: export(
             F.checkpoint,
             F.export_dir,
             F.version,
@@ -34,9 +32,7 @@ def main(argv: list[str]) -> None:
             F.max_seq_length,
             F.max_answer_length,
         )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    )
     print(f"exported {path}")
 
 

@@ -60,6 +60,12 @@ def define_training_flags() -> None:
         "Stop (with a checkpoint) after this many steps in this invocation; rerun to continue. "
         "0: no limit.",
     )
+    flags.DEFINE_integer(
+        "max_consecutive_nonfinite",
+        10,
+        "A step with a non-finite loss or gradient is skipped and counted; after this many in "
+        "a row the run stops with a checkpoint of the last good weights.",
+    )
 
 
 def define_distribution_flags() -> None:
@@ -179,6 +185,13 @@ def define_pretrain_flags() -> None:
     flags.DEFINE_integer("eval_every_steps", 0, "Steps between evaluations (0: only at the end).")
     flags.DEFINE_integer("num_eval_steps", 100, "Eval batches per evaluation.")
     flags.DEFINE_integer("shuffle_buffer", 10000, "Records in the shuffle buffer.")
+    flags.DEFINE_boolean(
+        "skip_corrupt_records",
+        False,
+        "Read every shard once at start; skip records that fail their checksum and the "
+        "unreadable tail of truncated shards, counting them in the log and results.json "
+        "(default: such damage is an error naming the file and record).",
+    )
 
 
 def model_overrides_from_flags() -> dict[str, Any]:

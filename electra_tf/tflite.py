@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from electra_tf import console
 
@@ -44,7 +43,8 @@ def main(argv: list[str]) -> None:
     for name in ("saved_model", "output"):
         if not getattr(F, name):
             raise app.UsageError(f"--{name} is required")
-    try:
+
+    def job() -> None:
         target = F.target
         if target is None:
             task = read_task_file(F.saved_model)
@@ -71,9 +71,8 @@ def main(argv: list[str]) -> None:
                 report = mediapipe.agreement_report(F.output, F.saved_model, F.eval_data)
             atomic_write_json(F.output + ".report.json", report)
             print(json.dumps(report, indent=2))
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+    console.run_job(job)
 
 
 def run() -> None:

@@ -39,3 +39,14 @@ def test_keras_hub_parts():
     generator.build()
     head = compat.keras_hub_mlm_head_parts(generator.head)
     assert tuple(head["bias"].shape) == (50,)
+
+
+def test_tf_record_random_reader_reads_at_offsets(tmp_path):
+    path = str(tmp_path / "r.tfrecord")
+    with tf.io.TFRecordWriter(path) as w:
+        w.write(b"first")
+        w.write(b"second")
+    reader = compat.tf_record_random_reader(path)
+    record, offset = reader.read(0)
+    assert record == b"first"
+    assert reader.read(offset)[0] == b"second"

@@ -175,22 +175,6 @@ def _cli(module, *args):
     )
 
 
-def _run_cli(model_dir, data, steps, extra=()):
-    return _cli(
-        "electra_tf.pretrain",
-        "--flagfile=configs/tiny.flags",
-        f"--train_data={data}/pretrain-*",
-        f"--model_dir={model_dir}",
-        "--max_seq_length=64",
-        f"--num_train_steps={steps}",
-        "--log_every_steps=2",
-        "--save_checkpoints_steps=4",
-        "--train_batch_size=8",
-        "--warmup_steps=2",
-        *extra,
-    )
-
-
 def _wait_for_step(proc, step, timeout=300):
     deadline = time.time() + timeout
     for line in proc.stdout:
@@ -224,34 +208,7 @@ def _assert_resumed_run_matches(resumed, tmp_path, stopped, final, rtol, atol):
         )
 
 
-def test_sigterm_saves_and_the_restart_matches_an_uninterrupted_run(masked_data, tmp_path):
-    straight = _run_cli(tmp_path / "straight", masked_data, 60)
-    assert straight.wait(timeout=400) == 0
-
-    run = _run_cli(tmp_path / "preempted", masked_data, 60)
-    _wait_for_step(run, 6)
-    run.send_signal(signal.SIGTERM)
-    out, err = run.communicate(timeout=120)
-    assert run.returncode == 143, err[-2000:]
-    assert "Preempted (SIGTERM)" in out
-    stopped = _latest_step(tmp_path / "preempted")
-    assert 6 <= stopped < 60  # saved at the step it stopped, not the last interval
-
-    resumed = _run_cli(tmp_path / "preempted", masked_data, 60)
-    _assert_resumed_run_matches(resumed, tmp_path, stopped, "ckpt-60", rtol=1e-5, atol=1e-6)
-
-
-def test_sigkill_loses_at_most_the_save_interval(masked_data, tmp_path):
-    run = _run_cli(tmp_path, masked_data, 400)
-    _wait_for_step(run, 10)
-    run.kill()
-    run.wait(timeout=60)
-    saved = _latest_step(tmp_path)
-    assert saved >= 8  # saves every 4 steps; killed after step 10
-    resumed = _run_cli(tmp_path, masked_data, 40)
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err[-2000:]
-    assert f"ckpt-{saved}" in out and _latest_step(tmp_path) == 40
+# Pre-training preemption (SIGTERM, SIGKILL, kills inside a save): tests/test_faults.py.
 
 
 def test_tpu_without_hardware_fails_fast():

@@ -9,32 +9,15 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny_pretrain_options
 
 from electra_tf.config import ElectraConfig
-from electra_tf.pretraining.job import PretrainOptions, run_pretraining
+from electra_tf.pretraining.job import run_pretraining
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _options(data_dir, model_dir, **overrides):
-    config = ElectraConfig.from_preset("tiny", vocab_size=30522, max_position_embeddings=64)
-    base = dict(
-        config=config,
-        train_data=f"{data_dir}/pretrain-*",
-        model_dir=str(model_dir),
-        max_seq_length=64,
-        train_batch_size=16,
-        eval_batch_size=16,
-        num_train_steps=20,
-        learning_rate=1e-3,
-        warmup_steps=5,
-        log_every_steps=5,
-        save_checkpoints_steps=10,
-        shuffle_buffer=200,
-        seed=3,
-    )
-    base.update(overrides)
-    return PretrainOptions(**base)
+_options = tiny_pretrain_options
 
 
 def _checkpoint_values(model_dir):

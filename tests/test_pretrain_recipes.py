@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny_pretrain_options
 
 from electra_tf.config import ElectraConfig
 from electra_tf.pretraining import ElectraPretrainer, MlmPretrainer
-from electra_tf.pretraining.job import PretrainOptions, run_pretraining
+from electra_tf.pretraining.job import run_pretraining
 
 VOCAB = 120
 
@@ -204,25 +205,12 @@ def test_dynamic_masks_per_step(unmasked_data, vocab_path):
 
 
 def _options(data_dir, model_dir, **overrides):
-    base = dict(
-        config=ElectraConfig.from_preset("tiny", vocab_size=30522, max_position_embeddings=64),
+    held_out = dict(
         train_data=f"{data_dir}/pretrain-00001*",
         eval_data=f"{data_dir}/pretrain-00000*",
-        model_dir=str(model_dir),
-        max_seq_length=64,
-        train_batch_size=16,
-        eval_batch_size=16,
-        num_train_steps=20,
-        learning_rate=1e-3,
-        warmup_steps=5,
-        log_every_steps=5,
-        save_checkpoints_steps=10,
         num_eval_steps=4,
-        shuffle_buffer=200,
-        seed=3,
     )
-    base.update(overrides)
-    return PretrainOptions(**base)
+    return tiny_pretrain_options(data_dir, model_dir, **{**held_out, **overrides})
 
 
 def test_pre_masked_data_with_other_settings_is_refused(masked_data, tmp_path):

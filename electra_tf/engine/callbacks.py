@@ -13,6 +13,8 @@ import time
 import keras
 import tensorflow as tf
 
+from electra_tf.checkpoints import save_training_checkpoint
+
 # Shown on the console line; everything goes to TensorBoard.
 _CONSOLE_KEYS = (
     "loss",
@@ -100,6 +102,8 @@ class StepLogger(keras.callbacks.Callback):
                     tf.summary.scalar(k, v)
             self.eval_writer.flush()
         shown = "  ".join(f"{k} {train[k]:.4f}" for k in _CONSOLE_KEYS if k in train)
+        if train.get("skipped_steps"):  # their metrics are left out of the means
+            shown += f"  skipped_steps {int(train['skipped_steps'])}"
         line = (
             f"step {step:>7}/{self.total_steps}  {shown}  lr {train['learning_rate']:.2e}  "
             f"{train['examples_per_second']:.1f} ex/s"
@@ -160,9 +164,7 @@ class Checkpointer(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         if step == self.last_saved:
             return None
-        if self.before_save is not None:
-            self.before_save(step)
-        path = self.manager.save(checkpoint_number=step)
+        path = save_training_checkpoint(self.manager, step, self.before_save)
         self.last_saved = step
         return path
 
@@ -219,4 +221,55 @@ class PreemptionWatcher(keras.callbacks.Callback):
             requested = float(self._agree(tf.constant(float(requested)))) > 0
             self.requested = requested
         if requested:
+            self.model.stop_training = True
+
+
+class NonFiniteMonitor(keras.callbacks.Callback):
+    """Reports skipped non-finite steps and halts after too many in a row.
+
+    The step itself skips the update (`StepModel`); this prints each skip and,
+    after `max_consecutive` in a row, stops training and sets `halted` to the
+    reason. The weights then are those of the last good step, so the engine's
+    checkpoint holds no NaN.
+    """
+
+    def __init__(self, guard, max_consecutive: int, stream=sys.stdout):
+        super().__init__()
+        self.guard = guard
+        self.max_consecutive = max_consecutive
+        self.stream = stream
+        self.halted: str | None = None
+        self._seen = 0
+        self._at_interval_start = 0
+
+    def on_train_begin(self, logs=None):
+        self._seen = int(self.guard.total.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._at_interval_start = int(self.guard.total.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs before the StepLogger, which logs the interval's skipped steps.
+        if logs is not None:
+            logs["skipped_steps"] = int(self.guard.total.numpy()) - self._at_interval_start
+
+    def on_train_batch_end(self, batch, logs=None):
+        total = int(self.guard.total.numpy())
+        if total == self._seen:
+            return
+        self._seen = total
+        step = int(self.model.optimizer.iterations.numpy())
+        consecutive = int(self.guard.consecutive.numpy())
+        print(
+            f"step {step}: non-finite loss or gradients, update skipped "
+            f"({consecutive} in a row, {total} in all)",
+            file=self.stream,
+            flush=True,
+        )
+        if consecutive >= self.max_consecutive:
+            self.halted = (
+                f"{consecutive} steps in a row (up to step {step}) had a non-finite loss or "
+                "gradient (--max_consecutive_nonfinite); the checkpoint holds the last good "
+                "weights. Lower the learning rate or check the data before resuming."
+            )
             self.model.stop_training = True

@@ -37,14 +37,24 @@ import tensorflow as tf
 from electra_tf.checkpoints import restore_checkpoint
 from electra_tf.compat import seed_generator_states
 from electra_tf.distribute import get_strategy
-from electra_tf.engine.callbacks import Checkpointer, PreemptionWatcher, StepLogger
-from electra_tf.engine.step_model import StepModel
+from electra_tf.engine.callbacks import (
+    Checkpointer,
+    NonFiniteMonitor,
+    PreemptionWatcher,
+    StepLogger,
+)
+from electra_tf.engine.run_lock import RunLock
+from electra_tf.engine.step_model import NonFiniteGuard, StepModel
 from electra_tf.kernels import set_fast_kernels
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 # make(input_context, per-pipeline batch size, records to skip, index of the first batch)
 DatasetFn = Callable[[tf.distribute.InputContext | None, int, int, int], tf.data.Dataset]
+
+
+class TrainingHalted(RuntimeError):
+    """The run stopped before its end for a reason a rerun alone will not fix."""
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -68,6 +78,7 @@ class RunOptions:
     jit_compile: bool = False
     steps_per_execution: int = 1
     max_steps_per_run: int = 0
+    max_consecutive_nonfinite: int = 10
     fast_kernels: bool | None = None  # None: on when no GPU/TPU is visible
 
     def require_positive(self, *names: str) -> None:
@@ -84,6 +95,7 @@ class RunOptions:
             "save_checkpoints_steps",
             "steps_per_execution",
             "grad_accum_steps",
+            "max_consecutive_nonfinite",
         )
         if self.train_batch_size % self.grad_accum_steps:
             raise ValueError(
@@ -158,6 +170,9 @@ class Engine:
         self.model: StepModel | None = None
         self.logger: StepLogger | None = None
         self._before_save: list[Callable[[int], None]] = []
+        self.lock = RunLock(options.model_dir)
+        if self.chief:
+            self.lock.acquire()  # last: nothing above can fail while it is held
 
     # --- set-up -----------------------------------------------------------------
 
@@ -183,11 +198,14 @@ class Engine:
             self.input_position = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="input_position"
             )
+            self.nonfinite = NonFiniteGuard()
+            model.attach_nonfinite_guard(self.nonfinite)
             self.checkpoint = tf.train.Checkpoint(
                 model=model,
                 optimizer=optimizer,
                 input_position=self.input_position,
                 rng=seed_generator_states(model),
+                nonfinite=self.nonfinite,
             )
         self.model, self.optimizer = model, optimizer
         self.manager = tf.train.CheckpointManager(
@@ -209,6 +227,9 @@ class Engine:
         )
         self.checkpointer = Checkpointer(
             self.manager, options.save_checkpoints_steps, options.num_train_steps, self._save_hook
+        )
+        self.nonfinite_monitor = NonFiniteMonitor(
+            self.nonfinite, options.max_consecutive_nonfinite, self.stream
         )
         return bool(latest)
 
@@ -292,7 +313,7 @@ class Engine:
             while step < total and not self.preemption.requested:
                 end = min(next_event(step), total) if next_event else total
                 step = self._fit_until(make_train_data, step, end, validation)
-                if self.preemption.requested or step < end:
+                if self.preemption.requested or self.halted or step < end:
                     break
                 if on_event is not None and next_event is not None:
                     on_event(step)
@@ -312,16 +333,54 @@ class Engine:
                 steps_per_epoch=steps_per_epoch,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
-                callbacks=[self.logger, self.checkpointer, self.preemption],
+                callbacks=[self.nonfinite_monitor, self.logger, self.checkpointer, self.preemption],
                 shuffle=False,  # The pipeline shuffles, with the seed.
                 verbose=0,
                 **((validation() if validation else {}) if aligned else {}),
             )
             new_step = self.step
-            if new_step == step or (self.model.stop_training and not self.preemption.requested):
+            if (
+                new_step == step
+                or self.halted
+                or (self.model.stop_training and not self.preemption.requested)
+            ):
                 return new_step
             step = new_step
         return step
+
+    @property
+    def halted(self) -> str | None:
+        """Why the run stopped before its end other than preemption (None if it did not)."""
+        monitor = getattr(self, "nonfinite_monitor", None)
+        return monitor.halted if monitor is not None else None
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped so far for a non-finite loss or gradient."""
+        return int(self.nonfinite.total.numpy())
+
+    def finish(self) -> dict:
+        """Saves the run's last checkpoint and says how the run ended.
+
+        Returns {"step", "checkpoint", "preempted", "skipped_steps"}; raises
+        TrainingHalted (after saving) when non-finite steps stopped the run.
+        """
+        results = {
+            "step": self.step,
+            "checkpoint": self.save(),
+            "preempted": self.preemption.requested,
+            "skipped_steps": self.skipped_steps,
+        }
+        if self.halted:
+            raise TrainingHalted(f"{self.halted} Saved {results['checkpoint']}.")
+        if self.preemption.requested:
+            print(
+                f"Preempted (SIGTERM) at step {results['step']}: saved {results['checkpoint']}; "
+                "rerun the same command to resume.",
+                file=self.stream,
+                flush=True,
+            )
+        return results
 
     def save(self) -> str | None:
         """Saves a checkpoint at the current step (if not saved yet); its path."""
@@ -332,6 +391,7 @@ class Engine:
         """Resets the dtype policy and kernels; removes a worker's temporary save dir."""
         keras.mixed_precision.set_dtype_policy("float32")
         set_fast_kernels(None)
+        self.lock.release()
         if not self.chief:
             shutil.rmtree(self.save_dir, ignore_errors=True)
 

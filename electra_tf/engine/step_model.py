@@ -15,6 +15,9 @@ once for all of them under any strategy:
   all-reduce (measured: an update norm of twice the clip on 2 replicas).
 * Gradient accumulation splits the local batch into micro-batches whose
   summed gradients equal the whole batch's.
+* A step whose loss or gradients are not finite on any replica is skipped
+  (no update, the step counter still moves) and counted in the attached
+  `NonFiniteGuard`; the engine stops the run after too many in a row.
 * Randomness inside the step is keyed by (seed, step, global row), so it is
   reproducible, resumable with no extra state, and the same whatever the
   number of replicas or micro-batches.
@@ -154,7 +157,7 @@ class StepModel(keras.Model):
                 tf.nest.pack_sequence_as(data, [p[i] for p in parts])
                 for i in range(self.grad_accum_steps)
             ]
-        grads = None
+        grads, outs, bad_loss = None, [], tf.constant(0.0)
         for i, micro in enumerate(micro_batches):
             g, out = self._grad_fn(micro, norms, seed, first_row + i * micro_size, step)
             # Embedding gradients come as IndexedSlices with one slice per
@@ -162,16 +165,79 @@ class StepModel(keras.Model):
             # of the gradient (repeated ids are not summed), so clip on dense.
             g = [tf.convert_to_tensor(x) for x in g]
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
-            self._update_metrics(out)
-        grads = all_reduce_sum(grads)
+            outs.append(out)
+            bad_loss += tf.cast(~tf.math.is_finite(out["loss"]), tf.float32)
+        # The non-finite flag rides on the gradient all-reduce (one collective),
+        # so every replica takes the same branch below.
+        *grads, bad_loss = all_reduce_sum([*grads, bad_loss])
+        finite = tf.logical_and(bad_loss == 0, _all_finite(grads))
         if self.clip_norm > 0:
             clip = self.clip_norm
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 # Gradients are scaled by the loss scale: clip at the scaled norm.
                 clip = self.optimizer.scale_loss(tf.constant(clip, tf.float32))
             grads, _ = tf.clip_by_global_norm(grads, clip)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self._logs(training=True)
+        self._apply_if_finite(finite, grads)
+
+        def update_metrics():
+            for out in outs:
+                self._update_metrics(out)
+            return tf.constant(True)
+
+        # A skipped step's NaN would poison the interval's means.
+        tf.cond(finite, update_metrics, lambda: tf.constant(False))
+        logs = self._logs(training=True)
+        if self.nonfinite_guard is not None:
+            self.nonfinite_guard.record(finite)
+        return logs
+
+    # --- non-finite steps --------------------------------------------------------
+
+    @property
+    def nonfinite_guard(self) -> NonFiniteGuard | None:
+        return self.__dict__.get("_nonfinite_guard")
+
+    def attach_nonfinite_guard(self, guard: NonFiniteGuard) -> None:
+        """Skip (and count in `guard`) updates whose loss or gradients are not finite."""
+        # Set around Keras' attribute tracking: the counters belong to the
+        # training checkpoint, not to the model's saved weights.
+        object.__setattr__(self, "_nonfinite_guard", guard)
+
+    def _apply_if_finite(self, finite, grads) -> None:
+        optimizer = self.optimizer
+        if self.nonfinite_guard is None or isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            # A loss-scaled run's optimizer skips non-finite steps itself (they
+            # are how it finds the scale).
+            optimizer.apply(grads, self.trainable_variables)
+            return
+        variables = self.trainable_variables
+
+        def apply(grads):
+            optimizer.apply(grads, variables)
+            return tf.constant(True)
+
+        def skip():
+            optimizer.iterations.assign_add(1)  # the step happened: data and schedule move on
+            return tf.constant(False)
+
+        ctx = tf.distribute.get_replica_context()
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: apply(grads), skip)
+            return
+
+        # `apply` calls merge_call, which a cond in replica context cannot
+        # hold: branch in cross-replica context (as Keras' LossScaleOptimizer).
+        def branch(distribution, finite, grads):
+            first = distribution.experimental_local_results(finite)[0]
+            tf.cond(
+                first,
+                lambda: distribution.extended.call_for_each_replica(apply, args=(grads,)),
+                skip,
+            )
+
+        ctx.merge_call(branch, args=(finite, grads))
 
     def test_step(self, data):
         norms = self._global_norms(data)
@@ -180,6 +246,30 @@ class StepModel(keras.Model):
         out = self._forward(data, norms, seed, training=False, row_offset=first_row, step=None)
         self._update_metrics(out)
         return self._logs(training=False)
+
+
+class NonFiniteGuard(tf.Module):
+    """Counts training steps skipped for a non-finite loss or gradient.
+
+    `total` is every skipped step of the run, `consecutive` the current run of
+    them (0 after a good step). Both are saved in the training checkpoint.
+    Create it in the strategy scope.
+    """
+
+    def __init__(self):
+        super().__init__(name="nonfinite_guard")
+        agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.total = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
+        self.consecutive = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
+
+    def record(self, finite: tf.Tensor) -> None:
+        bad = tf.cast(tf.logical_not(finite), tf.int64)
+        self.total.assign_add(bad)
+        self.consecutive.assign((self.consecutive + bad) * bad)
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
 
 
 def batch_size(data) -> tf.Tensor:

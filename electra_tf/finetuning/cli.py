@@ -13,9 +13,6 @@ Rerunning the same command resumes.
 
 from __future__ import annotations
 
-import signal
-import sys
-
 from absl import app, logging
 
 from electra_tf import console
@@ -48,13 +45,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     from electra_tf.finetuning.job import run_finetuning
 
-    try:
-        history = run_finetuning(options_from_flags())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    if history.get("preempted"):
-        sys.exit(128 + signal.SIGTERM)  # the conventional status of a SIGTERM'd job
+    history = console.run_job(lambda: run_finetuning(options_from_flags()))
     for name in ("final", "best"):
         entry = history.get(name)
         if entry:

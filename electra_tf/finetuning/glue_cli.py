@@ -13,9 +13,6 @@ done and resumes what was interrupted.
 
 from __future__ import annotations
 
-import signal
-import sys
-
 from absl import app, flags, logging
 
 from electra_tf import console
@@ -74,13 +71,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     from electra_tf.finetuning.glue import run_glue
 
-    try:
-        results = run_glue(options_from_flags())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    if results.get("preempted"):
-        sys.exit(128 + signal.SIGTERM)
+    console.run_job(lambda: run_glue(options_from_flags()))
 
 
 def run() -> None:

@@ -323,15 +323,13 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
                 options.data_dir, info, "train", batch, True, options.seed, skip_records, ctx
             )
 
-        finished = engine.train(train_data, next_event=schedule.next_event, on_event=evaluate)
-        checkpoint = engine.save()
-        if not finished:
-            print(
-                f"Preempted (SIGTERM) at step {engine.step}: saved {checkpoint}; "
-                "rerun the same command to resume.",
-                file=stream,
-                flush=True,
-            )
-        return dict(history.data, step=engine.step, preempted=not finished)
+        engine.train(train_data, next_event=schedule.next_event, on_event=evaluate)
+        ended = engine.finish()
+        return dict(
+            history.data,
+            step=ended["step"],
+            preempted=ended["preempted"],
+            skipped_steps=ended["skipped_steps"],
+        )
     finally:
         engine.close()

@@ -9,9 +9,6 @@ Rerunning the same command resumes from the latest checkpoint in
 
 from __future__ import annotations
 
-import signal
-import sys
-
 from absl import app, logging
 
 from electra_tf import console
@@ -43,13 +40,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # TF's checkpoint INFO lines drown the log.
     from electra_tf.pretraining.job import run_pretraining
 
-    try:
-        results = run_pretraining(options_from_flags())
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    if results.get("preempted"):
-        sys.exit(128 + signal.SIGTERM)  # the conventional status of a SIGTERM'd job
+    console.run_job(lambda: run_pretraining(options_from_flags()))
 
 
 def run() -> None:

@@ -28,7 +28,9 @@ import sys
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
+from electra_tf import shard_scan
 from electra_tf.checkpoints import load_tower, save_tower
 from electra_tf.config import ElectraConfig
 from electra_tf.engine.loop import Engine, RunOptions, batches_per_step
@@ -86,6 +88,7 @@ class PretrainOptions(RunOptions):
     eval_every_steps: int = 0
     num_eval_steps: int = 100
     shuffle_buffer: int = 10000
+    skip_corrupt_records: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -340,7 +343,7 @@ class _Inputs:
 
 def _inspect_inputs(options: PretrainOptions) -> _Inputs:
     def inspect(pattern: str, flag: str) -> data_lib.PretrainingData:
-        data = data_lib.inspect_data(pattern, flag)
+        data = data_lib.inspect_data(pattern, flag, options.skip_corrupt_records)
         data_lib.check_compatible(data, options.config.vocab_size, options.max_seq_length, flag)
         check_masking(options, data, flag)
         return data
@@ -351,6 +354,31 @@ def _inspect_inputs(options: PretrainOptions) -> _Inputs:
         inputs.evaluation = inspect(options.eval_data, "--eval_data")
         inputs.eval_masker = _masker_for(options, inputs.evaluation)
     return inputs
+
+
+def _report_skipped(inputs: _Inputs, stream) -> dict:
+    """Prints and returns what --skip_corrupt_records leaves out, per data flag."""
+    skipped = {}
+    for flag, data in (("--train_data", inputs.train), ("--eval_data", inputs.evaluation)):
+        if data is None or data.scans is None:
+            continue
+        skipped[flag] = data.skipped()
+        for line in skipped[flag]["damaged_files"]:
+            print(f"skipping damage in {flag}: {line}", file=stream, flush=True)
+    return skipped
+
+
+def _name_damage(error: tf.errors.DataLossError, inputs: _Inputs) -> ValueError:
+    """The reader's 'corrupted record at N' as an error naming the file and record."""
+    for flag, data in (("--train_data", inputs.train), ("--eval_data", inputs.evaluation)):
+        if data is not None:
+            where = shard_scan.locate_damage(list(data.files), data.compression, flag)
+            if "no damaged record" not in where:
+                break
+    return ValueError(
+        f"{where}. Rebuild the shard, or rerun with --skip_corrupt_records to read past "
+        f"damaged records (they are counted). Reader: {error.message.splitlines()[-1][:200]}"
+    )
 
 
 def _build(options: PretrainOptions, engine: Engine) -> PretrainerBase:
@@ -447,22 +475,16 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                     validation_freq=options.eval_every_steps // options.log_every_steps,
                 )
 
-        finished = engine.train(train_data, validation=validation)
-        results: dict[str, Any] = {
-            "step": engine.step,
-            "checkpoint": engine.save(),
-            "preempted": not finished,
-        }
-        if finished:
+        skipped = _report_skipped(inputs, engine.stream)
+        engine.train(train_data, validation=validation)
+        results: dict[str, Any] = engine.finish()
+        if skipped:
+            results["skipped_data"] = skipped
+        if not results["preempted"]:
             _final_report(options, model, engine, eval_data, results)
-        else:
-            print(
-                f"Preempted (SIGTERM) at step {results['step']}: saved {results['checkpoint']}; "
-                "rerun the same command to resume.",
-                file=stream,
-                flush=True,
-            )
         return results
+    except tf.errors.DataLossError as e:  # a record failed its checksum mid-run
+        raise _name_damage(e, inputs) from None
     finally:
         engine.close()
 

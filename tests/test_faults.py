@@ -1,0 +1,329 @@
+"""Injected faults: chaos preemption, kills inside saves, a full disk, damaged
+shards, non-finite steps and two jobs on one model_dir. Nothing may be lost."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+
+import chaos
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import tiny_pretrain_options
+
+from electra_tf.compat import tf_record_random_reader
+from electra_tf.engine.loop import TrainingHalted
+from electra_tf.engine.run_lock import ModelDirInUseError, RunLock
+from electra_tf.pretraining import ElectraPretrainer
+from electra_tf.pretraining import data as data_lib
+from electra_tf.pretraining.job import run_pretraining
+from electra_tf.shard_scan import scan_shard
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("ELECTRA_TF_VERBOSE", None)
+    return env
+
+
+def _cli(model_dir, data, steps, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "electra_tf.pretrain",
+        "--flagfile=configs/tiny.flags",
+        f"--train_data={data}/pretrain-*",
+        f"--model_dir={model_dir}",
+        "--max_seq_length=64",
+        f"--num_train_steps={steps}",
+        "--log_every_steps=1",
+        "--save_checkpoints_steps=2",
+        "--train_batch_size=8",
+        "--warmup_steps=2",
+        *extra,
+    ]
+
+
+def _weights(checkpoint):
+    reader = tf.train.load_checkpoint(str(checkpoint))
+    names = [
+        n
+        for n in reader.get_variable_to_shape_map()
+        if "OBJECT_GRAPH" not in n and "save_counter" not in n
+    ]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def _assert_same(a, b, rtol=1e-5, atol=1e-6):
+    assert a.keys() == b.keys() and len(a) > 30
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)
+
+
+def _copy_shards(src, dst) -> pathlib.Path:
+    shutil.copytree(src, dst)
+    return pathlib.Path(dst)
+
+
+def _record_offset(path, index):
+    reader, offset = tf_record_random_reader(str(path)), 0
+    for _ in range(index):
+        offset = reader.read(offset)[1]
+    return offset
+
+
+def _flip_byte_in_record(path, index):
+    offset = _record_offset(path, index)
+    data = bytearray(pathlib.Path(path).read_bytes())
+    data[offset + 12 + 20] ^= 0xFF  # inside the record's data, past its 12-byte header
+    pathlib.Path(path).write_bytes(bytes(data))
+    return offset
+
+
+# --- preemption and kills -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_chaos_soak_sigterms_and_sigkills_end_with_the_uninterrupted_weights(masked_data, tmp_path):
+    steps = 16
+    straight = chaos.run_attempt(
+        _cli(tmp_path / "straight", masked_data, steps),
+        str(tmp_path / "straight"),
+        None,
+        None,
+        steps,
+        env=_env(),
+        cwd=REPO,
+    )
+    assert straight.returncode == 0
+    model_dir = tmp_path / "chaos"
+    faults = ["sigterm", "sigkill_in_save", "sigterm", "sigkill"]
+    attempts = chaos.run_with_faults(
+        _cli(model_dir, masked_data, steps),
+        str(model_dir),
+        faults,
+        steps,
+        seed=7,
+        env=_env(),
+        cwd=REPO,
+    )
+    delivered = [a.fault for a in attempts if a.fault]
+    assert delivered.count("sigterm") == 2, attempts
+    assert "sigkill_in_save" in delivered, attempts
+    for before, after in zip(attempts, attempts[1:]):
+        if before.fault == "sigterm":
+            assert before.returncode == 143
+            # A preempted run saves the step it stopped at, so nothing is lost.
+            assert after.resumed_from >= before.last_step_seen, attempts
+        if before.fault:
+            assert after.resumed_from > 0 or before.last_step_seen < 2, attempts
+    assert attempts[-1].returncode == 0
+    _assert_same(
+        _weights(tmp_path / "straight" / f"ckpt-{steps}"), _weights(model_dir / f"ckpt-{steps}")
+    )
+    assert not list(model_dir.glob("*_temp")), "a killed save left its temp directory"
+
+
+def test_a_full_disk_during_a_save_keeps_the_older_checkpoints(masked_data, tmp_path):
+    first = subprocess.run(
+        _cli(tmp_path, masked_data, 4), cwd=REPO, env=_env(), capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    limit = os.path.getsize(tmp_path / "ckpt-4.data-00000-of-00001") // 2
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    full = subprocess.run(
+        _cli(tmp_path, masked_data, 8),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+    )
+    assert full.returncode == 74, full.stderr[-2000:]
+    assert "could not write the checkpoint of step 6" in full.stderr
+    assert "File too large" in full.stderr and "ckpt-4) is intact" in full.stderr
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+    assert not list(tmp_path.glob("*_temp")) and not list(tmp_path.glob("*/.tmp-*"))
+    _weights(tmp_path / "ckpt-4")  # still loads
+    resumed = subprocess.run(
+        _cli(tmp_path, masked_data, 8), cwd=REPO, env=_env(), capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resumed from" in resumed.stdout and "ckpt-4" in resumed.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-8")
+
+
+# --- damaged shards ---------------------------------------------------------------
+
+
+def test_a_truncated_shard_is_named_before_training(masked_data, tmp_path):
+    data = _copy_shards(masked_data, tmp_path / "data")
+    shard = sorted(data.glob("pretrain-*.tfrecord"))[0]
+    # A cut inside a record's length header: TensorFlow's own reader takes it
+    # for the end of the file and silently drops every record after it.
+    cut = _record_offset(shard, 10) + 5
+    shard.write_bytes(shard.read_bytes()[:cut])
+    assert len(list(tf.data.TFRecordDataset(str(shard)))) == 10
+    with pytest.raises(ValueError, match=rf"{shard.name} has {cut} bytes but was written with"):
+        data_lib.inspect_data(f"{data}/pretrain-*")
+    scan = scan_shard(str(shard))
+    assert (scan.num_readable, scan.lost_bytes, scan.lost_at, scan.corrupt) == (
+        10,
+        5,
+        cut - 5,
+        [],
+    )
+
+
+def test_a_foreign_or_empty_shard_is_named(masked_data, unmasked_data, tmp_path):
+    data = _copy_shards(masked_data, tmp_path / "data")
+    foreign = sorted(pathlib.Path(unmasked_data).glob("pretrain-*.tfrecord"))[0]
+    shutil.copy(foreign, data / "pretrain-extra.tfrecord")
+    with pytest.raises(ValueError, match="pretrain-extra.tfrecord is not one of the shards"):
+        data_lib.inspect_data(f"{data}/pretrain-*")
+    # Without dataset_info.json the records themselves are compared.
+    os.remove(data / "dataset_info.json")
+    with pytest.raises(
+        ValueError, match="pretrain-extra.tfrecord holds records of length 64 with None"
+    ):
+        data_lib.inspect_data(f"{data}/pretrain-*")
+    (data / "pretrain-extra.tfrecord").write_bytes(b"")
+    with pytest.raises(ValueError, match="pretrain-extra.tfrecord holds no records"):
+        data_lib.inspect_data(f"{data}/pretrain-*")
+
+
+def test_a_corrupt_record_is_named_or_skipped_and_counted(masked_data, tmp_path):
+    data = _copy_shards(masked_data, tmp_path / "data")
+    shard = sorted(data.glob("pretrain-*.tfrecord"))[0]
+    offset = _flip_byte_in_record(shard, 5)
+    options = dict(num_train_steps=30, save_checkpoints_steps=30, log_every_steps=10)
+    with pytest.raises(ValueError) as error:
+        run_pretraining(tiny_pretrain_options(data, tmp_path / "strict", **options))
+    assert f"{shard}: record 5 (byte {offset}) fails its checksum" in str(error.value)
+    assert "--skip_corrupt_records" in str(error.value)
+
+    # Opted in: one record is skipped, the rest of the file still read.
+    inspected = data_lib.inspect_data(f"{data}/pretrain-*", skip_corrupt_records=True)
+    total = sum(scan_shard(str(f)).num_readable for f in data.glob("pretrain-*.tfrecord"))
+    one_pass = data_lib.pretraining_dataset(inspected, 16, training=False)
+    assert sum(int(b["input_ids"].shape[0]) for b in one_pass) == total
+    assert inspected.skipped()["corrupt_records"] == 1
+    results = run_pretraining(
+        tiny_pretrain_options(data, tmp_path / "lenient", skip_corrupt_records=True, **options)
+    )
+    assert results["step"] == 30
+    saved = json.loads((tmp_path / "lenient" / "results.json").read_text())
+    skipped = saved["skipped_data"]["--train_data"]
+    assert skipped["corrupt_records"] == 1 and "record 5" in skipped["damaged_files"][0]
+
+
+# --- non-finite steps ---------------------------------------------------------------
+
+
+def _poison(monkeypatch, bad_steps):
+    """Makes the loss NaN at the given steps (so are all its gradients)."""
+    forward = ElectraPretrainer._forward
+
+    def poisoned(self, batch, norms, seed, training, row_offset=0, step=None):
+        out = forward(self, batch, norms, seed, training, row_offset, step)
+        if step is None:
+            return out
+        bad = tf.reduce_any(tf.equal(step, tf.constant(bad_steps, tf.int32)))
+        # A factor, not tf.where: where's unused branch would send NaN
+        # gradients into every step.
+        factor = tf.where(bad, tf.constant(np.nan, out["loss"].dtype), 1.0)
+        return {**out, "loss": out["loss"] * factor}
+
+    monkeypatch.setattr(ElectraPretrainer, "_forward", poisoned)
+
+
+def _model_weights(checkpoint):
+    # The object graph files each model weight under its first path, the optimizer's.
+    return {k: v for k, v in _weights(checkpoint).items() if "_trainable_variables/" in k}
+
+
+def test_a_non_finite_step_is_skipped_and_counted(masked_data, tmp_path, monkeypatch):
+    options = dict(num_train_steps=4, save_checkpoints_steps=1, log_every_steps=1)
+    run_pretraining(tiny_pretrain_options(masked_data, tmp_path / "clean", **options))
+    _poison(monkeypatch, [3])
+    log = io.StringIO()
+    results = run_pretraining(
+        tiny_pretrain_options(masked_data, tmp_path / "nan", **options), stream=log
+    )
+    assert results["skipped_steps"] == 1 and results["step"] == 4
+    assert "step 4: non-finite loss or gradients, update skipped (1 in a row" in log.getvalue()
+    assert "skipped_steps 1" in log.getvalue()
+    # Step 3's update was skipped: the weights after it are those after step 2.
+    _assert_same(
+        _model_weights(tmp_path / "clean" / "ckpt-3"),
+        _model_weights(tmp_path / "nan" / "ckpt-4"),
+        rtol=0,
+        atol=0,
+    )
+
+
+def test_too_many_non_finite_steps_stop_with_the_last_good_weights(
+    masked_data, tmp_path, monkeypatch
+):
+    _poison(monkeypatch, list(range(2, 100)))
+    options = tiny_pretrain_options(
+        masked_data,
+        tmp_path,
+        num_train_steps=20,
+        save_checkpoints_steps=2,
+        log_every_steps=1,
+        max_consecutive_nonfinite=3,
+    )
+    with pytest.raises(TrainingHalted, match="3 steps in a row"):
+        run_pretraining(options)
+    last = tf.train.latest_checkpoint(str(tmp_path))
+    assert last.endswith("ckpt-5")
+    saved = _model_weights(last)
+    assert all(np.isfinite(v).all() for v in saved.values())
+    _assert_same(_model_weights(tmp_path / "ckpt-2"), saved, rtol=0, atol=0)
+
+
+# --- two jobs, one model_dir ----------------------------------------------------------
+
+
+def test_a_second_job_on_a_model_dir_in_use_is_refused(masked_data, tmp_path):
+    holder = RunLock(str(tmp_path))
+    holder.acquire()
+    try:
+        with pytest.raises(
+            ModelDirInUseError, match=rf"in use by another training job \(pid {os.getpid()}"
+        ):
+            run_pretraining(tiny_pretrain_options(masked_data, tmp_path, num_train_steps=2))
+    finally:
+        holder.release()
+
+
+def test_a_killed_jobs_lock_does_not_block_a_rerun(masked_data, tmp_path):
+    code = (
+        "import sys, time; from electra_tf.engine.run_lock import RunLock; "
+        f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(600)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env=_env(), stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    with pytest.raises(ModelDirInUseError, match=f"pid {proc.pid}"):
+        RunLock(str(tmp_path)).acquire()
+    proc.kill()
+    proc.wait()
+    results = run_pretraining(tiny_pretrain_options(masked_data, tmp_path, num_train_steps=2))
+    assert results["step"] == 2
