@@ -29,6 +29,8 @@ EXTRAS = {
         "safetensors",
         # MediaPipe Tasks' own runtime, to test the edge files as a phone app loads them.
         "mediapipe==1.2.3",
+        # Property-based tests of the text paths (tokenizers, data prep, packing).
+        "hypothesis==6.170.17",
     ],
     # Peers for benchmarks/.
     "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil"],

@@ -61,26 +61,45 @@ GLUE_TASKS = {
 }
 
 
+# A cell may hold a whole document (it is truncated at tokenization); the csv
+# module's default limit of 128 KiB would reject it.
+_MAX_CELL = 1 << 30
+
+
 def _open_text(path: str):
     try:
-        return open(path, encoding="utf-8", newline="")
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first cell.
+        return open(path, encoding="utf-8-sig", newline="")
     except OSError as e:
         raise ValueError(f"Cannot read {path}: {e.strerror}") from e
 
 
 def _rows(path: str, delimiter: str, quoting: int):
-    """Yields (line number, row); a bad encoding is reported with its line."""
+    """Yields (line number where the row starts, row).
+
+    Quoted cells may span lines (CSV's embedded newlines); CRLF and LF both
+    end a row. A bad encoding or an unmatched quote is reported with the line
+    its row starts on.
+    """
+    csv.field_size_limit(_MAX_CELL)
     with _open_text(path) as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=True)
+        start = 1
         try:
             for row in reader:
-                yield reader.line_num, row
+                yield start, row
+                start = reader.line_num + 1
         except UnicodeDecodeError as e:
             raise ValueError(
                 f"{path}:{reader.line_num + 1}: not valid UTF-8 (byte {e.start})"
             ) from e
         except csv.Error as e:
-            raise ValueError(f"{path}:{reader.line_num}: {e}") from e
+            raise ValueError(
+                f"{path}:{start}: {e} (in the row that starts on line {start}, read up to line "
+                f"{reader.line_num}). A double quote at the start of a cell opens a quoted "
+                "cell that runs until the next quote: quote the whole cell and double the "
+                'quotes inside it ("say ""hi"""), or remove the stray quote.'
+            ) from None
 
 
 def _cell(path: str, line: int, row: list[str], index: int, what: str) -> str:
@@ -136,6 +155,8 @@ def read_table(
             continue
         if len(row) != len(header):
             raise ValueError(f"{path}:{line}: {len(row)} columns but the header has {len(header)}")
+        if not row[index[label_column]].strip():
+            raise ValueError(f"{path}:{line}: the label column {label_column!r} is empty")
         examples.append(
             TextExample(
                 source=f"{path}:{line}",

@@ -22,6 +22,34 @@ def _is_control(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cf")
 
 
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt).
+# ICU's NFKC_Casefold, which tf-text's lower_case_nfd_strip_accents applies,
+# deletes these; Python's NFKC + casefold keeps them.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _is_default_ignorable(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in _DEFAULT_IGNORABLE)
+
+
 def _is_punctuation(char: str) -> bool:
     cp = ord(char)
     # BERT treats every non-alphanumeric ASCII symbol as punctuation ("$", "^", "`").
@@ -69,14 +97,15 @@ class WordPieceTokenizer:
         if self.lower_case:
             # tf-text's lower_case_nfd_strip_accents is ICU's NFKC case folding,
             # then NFD with the accents dropped: "½" -> "1⁄2", "ß" -> "ss".
+            text = "".join(c for c in text if not _is_default_ignorable(ord(c)))
             text = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
             text = "".join(c for c in text if unicodedata.category(c) != "Mn")
         chars = []
         for char in text:
             cp = ord(char)
-            if cp == 0 or _is_control(char):
-                continue
-            if char.isspace():
+            # tf-text ends a word at a control or format character (BERT's
+            # Python tokenizer deleted them, joining "a\x1fb" into one word).
+            if char.isspace() or _is_control(char):
                 chars.append(" ")
             elif _is_cjk(cp):
                 chars.extend((" ", char, " "))

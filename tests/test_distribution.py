@@ -89,6 +89,23 @@ def test_mirrored_over_two_cpus_matches_the_default_strategy(masked_data, tmp_pa
     _assert_same_weights(tmp_path / "default.npz", tmp_path / "mirrored.npz")
 
 
+def test_a_non_finite_step_on_one_replica_is_skipped_on_every_replica(masked_data, tmp_path):
+    default = _start(
+        _options(masked_data, tmp_path / "default"), tmp_path / "default.npz", "--nan_at_steps=5"
+    )
+    mirrored = _start(
+        _options(masked_data, tmp_path / "mirrored", distribution_strategy="mirrored"),
+        tmp_path / "mirrored.npz",
+        "--logical_cpus=2",
+        "--nan_at_steps=5",
+    )
+    a, b = _finish(default), _finish(mirrored)
+    assert a["skipped_steps"] == b["skipped_steps"] == 1
+    assert a["step"] == b["step"] == 12
+    _assert_same_weights(tmp_path / "default.npz", tmp_path / "mirrored.npz")
+    assert all(np.isfinite(v).all() for v in np.load(tmp_path / "mirrored.npz").values())
+
+
 def test_mirrored_with_xla_and_bfloat16(masked_data, tmp_path):
     # XLA compiles only the forward+backward pass (no collectives inside), so it
     # composes with MirroredStrategy on CPU (docs/pitfalls.md: a jitted step would not).

@@ -206,6 +206,18 @@ def test_a_foreign_or_empty_shard_is_named(masked_data, unmasked_data, tmp_path)
         data_lib.inspect_data(f"{data}/pretrain-*")
 
 
+def test_shards_built_with_another_vocab_are_refused(masked_data, tmp_path):
+    first = _copy_shards(masked_data, tmp_path / "a")
+    second = _copy_shards(masked_data, tmp_path / "b")
+    info = json.loads((second / "dataset_info.json").read_text())
+    info["vocab_sha256"] = "0" * 64
+    (second / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(
+        ValueError, match=r"built differently: dataset_info.json field vocab_sha256"
+    ):
+        data_lib.inspect_data(f"{first}/pretrain-*,{second}/pretrain-*")
+
+
 def test_a_corrupt_record_is_named_or_skipped_and_counted(masked_data, tmp_path):
     data = _copy_shards(masked_data, tmp_path / "data")
     shard = sorted(data.glob("pretrain-*.tfrecord"))[0]
@@ -327,3 +339,68 @@ def test_a_killed_jobs_lock_does_not_block_a_rerun(masked_data, tmp_path):
     proc.wait()
     results = run_pretraining(tiny_pretrain_options(masked_data, tmp_path, num_train_steps=2))
     assert results["step"] == 2
+
+
+# --- serving under load -----------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+_HOSTILE = [
+    [b""],
+    [b"   \t\n  "],
+    [("great movie " * 2000).encode()],  # 24k characters, far past max_seq_length
+    ["😀🎬👍 ok".encode()],
+    [b"\xff\xfe\xfa invalid utf-8 \xc3"],
+    [b"nul\x00inside"],
+    ["ＦＵＬＬ width ﬁ ligature Ⅻ ½".encode()],
+    [b"a\x1fb\x7f\xc2\x85c"],  # control characters
+    [b"a plain sentence about a film"] * 64,  # a large batch
+    [b"mixed", b"", "ünïcödé".encode(), b"\xff"],
+]
+
+
+def test_the_saved_model_under_concurrent_hostile_load(sst2_classifier, tmp_path):
+    import threading
+    import time
+
+    from electra_tf.serving.saved_model import export
+
+    serve = tf.saved_model.load(export(sst2_classifier, str(tmp_path / "export"))).signatures[
+        "serving_default"
+    ]
+    for texts in _HOSTILE:  # warm-up: every shape traced once
+        serve(text=tf.constant(texts))
+    before = _rss_mb()
+    latencies, errors = [], []
+
+    def client(worker: int) -> None:
+        for i in range(60):
+            texts = _HOSTILE[(worker * 7 + i) % len(_HOSTILE)]
+            start = time.perf_counter()
+            try:
+                out = serve(text=tf.constant(texts))
+                probabilities = out["probabilities"].numpy()
+                assert probabilities.shape[0] == len(texts)
+                assert np.isfinite(probabilities).all()
+                np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+            except Exception as e:  # collected: an assert in a thread would be lost
+                errors.append(f"{texts[0][:30]!r}: {e}")
+            latencies.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    grown = _rss_mb() - before
+    assert not errors, errors[:5]
+    assert len(latencies) == 240
+    # 240 requests after warm-up: a leak of even 1 MB per request would show.
+    assert grown < 64, f"RSS grew {grown:.0f} MB over 240 requests"
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    print(f"serving under load: 4 threads, 240 requests, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"RSS +{grown:.1f} MB")  # fmt: skip

@@ -241,3 +241,66 @@ def test_missing_input_file(tmp_path, vocab_path):
     with pytest.raises(ValueError, match=r"train\.tsv does not exist"):
         _build(tmp_path, vocab_path, "sst-2", tmp_path)
     shutil.rmtree(tmp_path)
+
+
+# --- hostile tables ------------------------------------------------------------------
+
+
+def _table(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_bom_and_crlf_are_read_as_plain_text(tmp_path):
+    path = _table(tmp_path, "t.csv", "\ufefftext,label\r\ngood one,pos\r\nbad,neg\r\n".encode())
+    rows = readers.read_table(path, "text", None, "label")
+    assert [(r.text_a, r.label) for r in rows] == [("good one", "pos"), ("bad", "neg")]
+    tsv = _table(tmp_path, "g.tsv", b"\xef\xbb\xbfsentence\tlabel\r\nfine\t1\r\n")
+    assert [(r.text_a, r.label) for r in readers.read_glue("sst-2", tsv)] == [("fine", "1")]
+
+
+def test_csv_cells_with_embedded_newlines_keep_their_starting_line(tmp_path):
+    path = _table(tmp_path, "t.csv", b'text,label\n"two\nlines, one cell",pos\nnext,neg\n')
+    rows = readers.read_table(path, "text", None, "label")
+    assert rows[0].text_a == "two\nlines, one cell" and rows[0].source.endswith(":2")
+    assert rows[1].text_a == "next" and rows[1].source.endswith(":4")
+
+
+def test_a_stray_quote_in_a_tsv_is_named_not_swallowed(tmp_path):
+    # Unstrict CSV parsing would merge the following rows into one cell.
+    path = _table(tmp_path, "t.tsv", b'text\tlabel\nok\t1\n"great movie\t1\nbad\t0\nfine\t1\n')
+    with pytest.raises(ValueError, match=r"t\.tsv:3: .*stray quote"):
+        readers.read_table(path, "text", None, "label")
+    # A quote inside a cell is ordinary text.
+    inner = _table(tmp_path, "i.tsv", b'text\tlabel\nsay "hi" now\t1\n')
+    assert readers.read_table(inner, "text", None, "label")[0].text_a == 'say "hi" now'
+
+
+def test_a_row_without_its_label_is_named(tmp_path):
+    short = _table(tmp_path, "s.csv", b"text,label\ngood,pos\nno label here\n")
+    with pytest.raises(ValueError, match=r"s\.csv:3: 1 columns but the header has 2"):
+        readers.read_table(short, "text", None, "label")
+    empty = _table(tmp_path, "e.csv", b"text,label\ngood,pos\nno label here,\n")
+    with pytest.raises(ValueError, match=r"e\.csv:3: the label column 'label' is empty"):
+        readers.read_table(empty, "text", None, "label")
+
+
+def test_a_one_megabyte_cell_is_read_and_truncated(tmp_path, vocab_path):
+    big = " ".join(["word"] * 200_000)  # 1 MB, past the csv module's default field limit
+    _write(tmp_path / "train.tsv", f"text\tlabel\n{big}\tpos\nshort\tneg\n")
+    _write(tmp_path / "dev.tsv", "text\tlabel\nfine\tpos\n")
+    info, out = _build(
+        tmp_path,
+        vocab_path,
+        "tsv",
+        tmp_path,
+        train_file="train.tsv",
+        dev_file="dev.tsv",
+        text_column="text",
+        label_column="label",
+        max_seq_length=16,
+    )
+    features, _ = _first_batch(out, info, split="train")
+    assert features["input_mask"].sum(axis=1).max() == 16  # cut to max_seq_length
+    assert info["splits"]["train"]["features"] == 2

@@ -230,12 +230,12 @@ class StepModel(keras.Model):
         # `apply` calls merge_call, which a cond in replica context cannot
         # hold: branch in cross-replica context (as Keras' LossScaleOptimizer).
         def branch(distribution, finite, grads):
+            def apply_on_every_replica():
+                distribution.extended.call_for_each_replica(apply, args=(grads,))
+                return tf.constant(True)
+
             first = distribution.experimental_local_results(finite)[0]
-            tf.cond(
-                first,
-                lambda: distribution.extended.call_for_each_replica(apply, args=(grads,)),
-                skip,
-            )
+            tf.cond(first, apply_on_every_replica, skip)
 
         ctx.merge_call(branch, args=(finite, grads))
 
