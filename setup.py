@@ -19,9 +19,16 @@ INSTALL_REQUIRES = [
     "setuptools>=68,<81",
 ]
 
+# Apache Beam for data prep past one machine (data_prep/beam/). Beam 2.77 needs
+# protobuf < 7 and pyarrow < 26; TensorFlow 2.20 and every other dependency
+# here accept protobuf 6.33 (the newest gencode they ship is 6.33.5).
+BEAM = ["apache-beam==2.77.0", "protobuf>=6.33.5,<7", "pyarrow>=15,<26"]
+
 EXTRAS = {
+    "beam": BEAM,
     # transformers + torch (the CPU wheel, 2.13.0) for the Hugging Face parity tests.
     "test": [
+        *BEAM,
         "pytest==9.2.0",
         "ruff==0.17.6",
         "transformers>=4.46,<6",
@@ -48,6 +55,8 @@ setup(
         "console_scripts": [
             "electra-build-vocab=data_prep.build_vocab:run",
             "electra-build-pretraining-data=data_prep.build_pretraining_data:run",
+            "electra-beam-pretraining-data=data_prep.beam.pretraining_data:main",
+            "electra-beam-vocab=data_prep.beam.vocab:main",
             "electra-builtin-corpus=data_prep.builtin_corpus:run",
             "electra-pretrain=electra_tf.pretrain:run",
             "electra-convert=electra_tf.convert.__main__:run",

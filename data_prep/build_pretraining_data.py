@@ -27,10 +27,9 @@ from typing import Any
 
 from absl import app, flags
 
-from data_prep import text_source
+from data_prep import storage, text_source
 from data_prep.packing import SequencePacker
 from electra_tf import console, records
-from electra_tf.io_utils import atomic_write_json
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
 from electra_tf.vocab import Vocab
 
@@ -39,13 +38,16 @@ FLAGS = flags.FLAGS
 SETTINGS_FILE = "build_settings.json"
 
 
-def define_flags() -> None:
+def define_flags(local: bool = True) -> None:
+    """This job's flags; `local=False` leaves out --num_workers (Beam's runners
+    size themselves, and Dataflow has its own --num_workers)."""
     flags.DEFINE_string("input", None, "Comma-separated globs of .txt, .txt.gz or .bz2 files.")
     flags.DEFINE_string("vocab", None, "WordPiece vocab file (one token per line).")
     flags.DEFINE_string("output_dir", None, "Directory for shards and dataset_info.json.")
     flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence, [CLS]/[SEP] included.")
     flags.DEFINE_integer("num_shards", 16, "Number of output TFRecord files.")
-    flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Worker processes.")
+    if local:
+        flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Worker processes.")
     flags.DEFINE_enum(
         "masking",
         "none",
@@ -114,9 +116,7 @@ class Settings:
         """What a rerun must match to reuse finished shards."""
         d = dataclasses.asdict(self)
         d.pop("output_dir")
-        d["inputs"] = [
-            {"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in self.inputs
-        ]
+        d["inputs"] = [{"path": _absolute(p), "bytes": storage.size(p)} for p in self.inputs]
         d["vocab"] = {"sha256": vocab.sha256, "size": vocab.size}
         d["max_predictions_per_seq"] = self.max_predictions
         return d
@@ -140,7 +140,7 @@ class _Worker:
         self.settings = settings
         self.chunks = chunks
         self.progress = progress
-        self.vocab = Vocab.load(settings.vocab)
+        self.vocab = Vocab.load(storage.local_copy(settings.vocab))
         self.tokenizer = tf_text.FastBertTokenizer(
             vocab=list(self.vocab.tokens),
             suffix_indicator="##",
@@ -171,11 +171,17 @@ class _Worker:
         splits = ragged.row_splits.numpy()
         return [flat[splits[i] : splits[i + 1]] for i in range(len(sentences))]
 
-    def process_chunk(self, chunk: text_source.Chunk, write: Any, stats: dict[str, int]) -> None:
+    def chunk_records(self, chunk: text_source.Chunk) -> tuple[list[bytes], dict[str, int]]:
+        """One chunk's serialised examples and counts (the unit of work, keyed by
+        chunk index so that it is the same in any process)."""
         import numpy as np
 
         s = self.settings
+        stats = new_stats()
+        out: list[bytes] = []
+        replaced_before = self.reader.utf8.count
         text = self.reader.read(chunk)
+        stats["invalid_utf8_replaced"] = self.reader.utf8.count - replaced_before
         docs = list(text_source.documents(text))
         sentences = [sent for doc in docs for sent in doc]
         token_lists = self._tokenize(sentences)
@@ -219,55 +225,82 @@ class _Worker:
                 batch["input_mask"] = mask
                 batch["segment_ids"] = segs
                 stats["masked_tokens"] += int(batch["masked_lm_weights"].sum())
-            for record in records.encode_examples(batch):
-                write(record)
+            out.extend(records.encode_examples(batch))
             stats["examples"] += n
             stats["tokens_written"] += written
             stats["padding"] += int(n * length - mask.sum())
+        return out, stats
 
     def process_shard(self, shard: int) -> dict[str, Any]:
-        tf = self.tf
-        s = self.settings
-        k = len(self.chunks)
-        lo, hi = shard * k // s.num_shards, (shard + 1) * k // s.num_shards
-        name = s.shard_name(shard)
-        final = os.path.join(s.output_dir, name)
-        tmp = os.path.join(s.output_dir, f".{name}.tmp-{os.getpid()}")
-        stats = {
-            key: 0
-            for key in (
-                "docs",
-                "sentences",
-                "tokens_read",
-                "tokens_written",
-                "examples",
-                "masked_tokens",
-                "padding",
-                "chars",
-                "words",
-            )
-        }
-        options = tf.io.TFRecordOptions(compression_type="GZIP" if s.compression == "gzip" else "")
-        replaced_before = self.reader.utf8.count
-        try:
-            with tf.io.TFRecordWriter(tmp, options) as writer:
-                for chunk in self.chunks[lo:hi]:
-                    before = dict(stats)
-                    self.process_chunk(chunk, writer.write, stats)
-                    if self.progress is not None:
-                        self.progress.put({key: stats[key] - before[key] for key in stats})
-            self.reader.close()
-            stats["invalid_utf8_replaced"] = self.reader.utf8.count - replaced_before
-            stats["chunks"] = hi - lo
-            stats["file"] = name
-            stats["bytes"] = os.path.getsize(tmp)
-            os.replace(tmp, final)
-            # The sidecar is renamed last: it marks the shard as finished.
-            atomic_write_json(final + ".json", stats)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        lo, hi = shard_range(shard, len(self.chunks), self.settings.num_shards)
+
+        def parts():
+            for chunk in self.chunks[lo:hi]:
+                part = self.chunk_records(chunk)
+                if self.progress is not None:
+                    self.progress.put(part[1])
+                yield part
+
+        stats = write_shard(self.settings, shard, parts())
+        self.reader.close()
         return stats
+
+
+STAT_KEYS = (
+    "docs",
+    "sentences",
+    "tokens_read",
+    "tokens_written",
+    "examples",
+    "masked_tokens",
+    "padding",
+    "chars",
+    "words",
+    "invalid_utf8_replaced",
+)
+
+
+def new_stats() -> dict[str, int]:
+    return dict.fromkeys(STAT_KEYS, 0)
+
+
+def shard_range(shard: int, num_chunks: int, num_shards: int) -> tuple[int, int]:
+    """Shard s holds the chunks [s*K/S, (s+1)*K/S): contiguous, by global chunk index."""
+    return shard * num_chunks // num_shards, (shard + 1) * num_chunks // num_shards
+
+
+def write_shard(settings: Settings, shard: int, parts) -> dict[str, Any]:
+    """Writes shard `shard` from its chunks' (records, stats), in chunk order.
+
+    The file appears whole under its final name (temp file + rename, or a
+    finished upload), then the JSON sidecar with its counts, which marks it
+    finished for a rerun. Returns the sidecar's content.
+    """
+    import tensorflow as tf
+
+    name = settings.shard_name(shard)
+    final = storage.join(settings.output_dir, name)
+    tmp = storage.local_scratch(final)
+    stats = new_stats()
+    chunks = 0
+    options = tf.io.TFRecordOptions(
+        compression_type="GZIP" if settings.compression == "gzip" else ""
+    )
+    try:
+        with tf.io.TFRecordWriter(tmp, options) as writer:
+            for part_records, part_stats in parts:
+                for record in part_records:
+                    writer.write(record)
+                for key in STAT_KEYS:
+                    stats[key] += part_stats[key]
+                chunks += 1
+        stats.update(chunks=chunks, file=name, bytes=os.path.getsize(tmp))
+        storage.publish(tmp, final)
+        storage.write_bytes(final + ".json", (json.dumps(stats, indent=2) + "\n").encode())
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return stats
 
 
 _WORKER: _Worker | None = None
@@ -292,29 +325,32 @@ def _run_shard(shard: int) -> dict[str, Any]:
 # --- Orchestration -----------------------------------------------------------------
 
 
-def _finished_shards(settings: Settings) -> dict[int, dict[str, Any]]:
+def finished_shards(settings: Settings) -> dict[int, dict[str, Any]]:
+    """Shards a previous run finished: file and sidecar present, sizes agreeing."""
     done = {}
+    names = set(storage.listdir(settings.output_dir))
     for shard in range(settings.num_shards):
-        final = os.path.join(settings.output_dir, settings.shard_name(shard))
-        side = final + ".json"
-        if os.path.exists(final) and os.path.exists(side):
-            try:
-                with open(side, encoding="utf-8") as f:
-                    stats = json.load(f)
-            except (OSError, json.JSONDecodeError):
-                continue
-            if stats.get("bytes") == os.path.getsize(final):
-                done[shard] = stats
+        name = settings.shard_name(shard)
+        if name not in names or name + ".json" not in names:
+            continue
+        final = storage.join(settings.output_dir, name)
+        try:
+            stats = json.loads(storage.read_bytes(final + ".json"))
+        except (OSError, ValueError):
+            continue
+        if stats.get("bytes") == storage.size(final):
+            done[shard] = stats
     return done
 
 
-def _prepare_output_dir(settings: Settings, fingerprint: dict[str, Any], overwrite: bool) -> None:
+def prepare_output_dir(settings: Settings, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    """Creates the output dir, or checks that its shards were made with these settings."""
     out = settings.output_dir
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, SETTINGS_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
+    storage.makedirs(out)
+    path = storage.join(out, SETTINGS_FILE)
+    names = storage.listdir(out)
+    if SETTINGS_FILE in names:
+        previous = json.loads(storage.read_bytes(path))
         if previous != fingerprint:
             changed = sorted(
                 k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k)
@@ -325,22 +361,26 @@ def _prepare_output_dir(settings: Settings, fingerprint: dict[str, Any], overwri
                     f"({', '.join(changed)}); pass --overwrite to replace it or choose another directory"
                 )
             _remove_outputs(out)
-    elif any(n.startswith("pretrain-") for n in os.listdir(out)):
+    elif any(n.startswith("pretrain-") for n in names):
         if not overwrite:
             raise ValueError(
                 f"--output_dir {out} holds shards of unknown origin; pass --overwrite to replace them"
             )
         _remove_outputs(out)
-    for name in os.listdir(out):  # Temp files of a killed run.
+    for name in storage.listdir(out):  # Temp files of a killed run.
         if name.startswith(".pretrain-") and ".tmp-" in name:
-            os.unlink(os.path.join(out, name))
-    atomic_write_json(path, fingerprint)
+            storage.remove(storage.join(out, name))
+    storage.write_bytes(path, (json.dumps(fingerprint, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _remove_outputs(out: str) -> None:
-    for name in os.listdir(out):
+    for name in storage.listdir(out):
         if name.startswith(("pretrain-", ".pretrain-")) or name == records.DATASET_INFO:
-            os.unlink(os.path.join(out, name))
+            storage.remove(storage.join(out, name))
+
+
+def _absolute(path: str) -> str:
+    return path if storage.is_remote(path) else os.path.abspath(path)
 
 
 class _Progress:
@@ -382,13 +422,13 @@ def build(
     settings.validate()
     if num_workers < 1:
         raise ValueError(f"--num_workers must be >= 1, got {num_workers}")
-    vocab = Vocab.load(settings.vocab)
+    vocab = Vocab.load(storage.local_copy(settings.vocab))
     fingerprint = settings.fingerprint(vocab)
-    _prepare_output_dir(settings, fingerprint, overwrite)
+    prepare_output_dir(settings, fingerprint, overwrite)
 
     start = time.time()
     chunks = text_source.plan_chunks(list(settings.inputs), settings.chunk_bytes)
-    done = _finished_shards(settings)
+    done = finished_shards(settings)
     todo = [s for s in range(settings.num_shards) if s not in done]
     if done:
         print(
@@ -424,6 +464,24 @@ def build(
     progress.show(end="\n")
     elapsed = time.time() - start
 
+    return write_dataset_info(settings, vocab, results, todo, elapsed, workers, command)
+
+
+def write_dataset_info(
+    settings: Settings,
+    vocab: Vocab,
+    results: dict[int, dict[str, Any]],
+    built: list[int],
+    elapsed: float,
+    workers: int,
+    command: str,
+    last_run: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """dataset_info.json from every shard's counts; returns it.
+
+    `built` are the shards this run wrote (the rest were finished before);
+    `last_run` adds to the record of this run.
+    """
     shards = [results[s] for s in range(settings.num_shards)]
     total = {
         k: sum(s.get(k, 0) for s in shards) for k in shards[0] if isinstance(shards[0][k], int)
@@ -433,7 +491,7 @@ def build(
         "schema_version": records.SCHEMA_VERSION,
         "features": list(records.SEQUENCE_FEATURES)
         + (list(records.MASKED_LM_FEATURES) if settings.masking != "none" else []),
-        "vocab_file": os.path.abspath(settings.vocab),
+        "vocab_file": _absolute(settings.vocab),
         "vocab_sha256": vocab.sha256,
         "vocab_size": vocab.size,
         "special_token_ids": vocab.special_ids,
@@ -456,14 +514,18 @@ def build(
         "tokens_lost": total["tokens_read"] * settings.dupe_factor - total["tokens_written"],
         "last_run": {
             "seconds": round(elapsed, 3),
-            "shards_built": len(todo),
-            "words": sum(results[s]["words"] for s in todo),
+            "shards_built": len(built),
+            "words": sum(results[s]["words"] for s in built),
             "workers": workers,
+            **(last_run or {}),
         },
         "command_line": command,
-        "inputs": [os.path.abspath(p) for p in settings.inputs],
+        "inputs": [_absolute(p) for p in settings.inputs],
     }
-    atomic_write_json(os.path.join(settings.output_dir, records.DATASET_INFO), info)
+    storage.write_bytes(
+        storage.join(settings.output_dir, records.DATASET_INFO),
+        (json.dumps(info, indent=2, sort_keys=True) + "\n").encode(),
+    )
     return info
 
 
@@ -474,26 +536,37 @@ def main(argv: list[str]) -> None:
         if not getattr(FLAGS, name):
             raise app.UsageError(f"--{name} is required")
     try:
-        settings = Settings(
-            inputs=tuple(text_source.expand_globs(FLAGS.input)),
-            vocab=FLAGS.vocab,
-            output_dir=FLAGS.output_dir,
-            max_seq_length=FLAGS.max_seq_length,
-            num_shards=FLAGS.num_shards,
-            masking=FLAGS.masking,
-            mask_rate=FLAGS.mask_rate,
-            max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-            whole_word_masking=FLAGS.whole_word_masking,
-            dupe_factor=FLAGS.dupe_factor,
-            seed=FLAGS.seed,
-            lower_case=FLAGS.lower_case,
-            compression=FLAGS.compression,
-            chunk_bytes=FLAGS.chunk_bytes,
-        )
+        settings = settings_from_flags()
         info = build(settings, FLAGS.num_workers, FLAGS.overwrite, " ".join(sys.argv))
     except ValueError as e:  # InputError included: a clear message, no traceback.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    print_summary(settings, info)
+
+
+def settings_from_flags() -> Settings:
+    for name in ("input", "vocab", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise ValueError(f"--{name} is required")
+    return Settings(
+        inputs=tuple(text_source.expand_globs(FLAGS.input)),
+        vocab=FLAGS.vocab,
+        output_dir=FLAGS.output_dir,
+        max_seq_length=FLAGS.max_seq_length,
+        num_shards=FLAGS.num_shards,
+        masking=FLAGS.masking,
+        mask_rate=FLAGS.mask_rate,
+        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+        whole_word_masking=FLAGS.whole_word_masking,
+        dupe_factor=FLAGS.dupe_factor,
+        seed=FLAGS.seed,
+        lower_case=FLAGS.lower_case,
+        compression=FLAGS.compression,
+        chunk_bytes=FLAGS.chunk_bytes,
+    )
+
+
+def print_summary(settings: Settings, info: dict[str, Any]) -> None:
     t = info["totals"]
     run_info = info["last_run"]
     secs = max(run_info["seconds"], 1e-9)

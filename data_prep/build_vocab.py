@@ -51,25 +51,39 @@ def reserved_tokens(vocab_size: int) -> list[str]:
     return list(SPECIAL_TOKENS)
 
 
+class WordCounter:
+    """Counts the words of text chunks with BERT's basic tokenization (tf-text's)."""
+
+    def __init__(self, lower_case: bool, batch_lines: int = 4096):
+        import tensorflow as tf
+        from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
+
+        self._tf = tf
+        self.tokenizer = BasicTokenizer(lower_case=lower_case)
+        self.batch_lines = batch_lines
+        self.reader = text_source.ChunkReader()
+
+    def count(self, chunk: text_source.Chunk) -> collections.Counter:
+        import numpy as np
+
+        lines = [line for doc in text_source.documents(self.reader.read(chunk)) for line in doc]
+        counts: collections.Counter = collections.Counter()
+        for i in range(0, len(lines), self.batch_lines):
+            batch = self._tf.constant(lines[i : i + self.batch_lines])
+            words = self.tokenizer.tokenize(batch).flat_values.numpy()
+            unique, n = np.unique(words, return_counts=True)
+            counts.update({w.decode("utf-8", "replace"): c for w, c in zip(unique, n.tolist())})
+        return counts
+
+
 def count_words(paths: list[str], lower_case: bool, batch_lines: int = 4096) -> collections.Counter:
     """Streams the inputs through BERT's basic tokenizer and counts words."""
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow_text.python.ops.bert_tokenizer import BasicTokenizer
-
-    tokenizer = BasicTokenizer(lower_case=lower_case)
+    counter = WordCounter(lower_case, batch_lines)
     counts: collections.Counter = collections.Counter()
-    reader = text_source.ChunkReader()
     for chunk in text_source.plan_chunks(paths):
-        lines = []
-        for doc in text_source.documents(reader.read(chunk)):
-            lines.extend(doc)
-        for i in range(0, len(lines), batch_lines):
-            words = tokenizer.tokenize(tf.constant(lines[i : i + batch_lines])).flat_values.numpy()
-            unique, n = np.unique(words, return_counts=True)
-            counts.update(dict(zip(unique.tolist(), n.tolist())))
-    reader.close()
-    return collections.Counter({w.decode("utf-8", "replace"): c for w, c in counts.items()})
+        counts.update(counter.count(chunk))
+    counter.reader.close()
+    return counts
 
 
 def learn_vocab(
@@ -83,7 +97,9 @@ def learn_vocab(
         raise ValueError(
             f"--vocab_size={vocab_size} is too small (reserved tokens take {len(reserved)})"
         )
-    pairs = [(w, c) for w, c in word_counts.items() if c >= min_count]
+    # Sorted: the result must not depend on the order the counts arrive in
+    # (a Beam combine gives them in any order).
+    pairs = sorted((w, c) for w, c in word_counts.items() if c >= min_count)
     if not pairs:
         raise ValueError("no word occurs --min_count times in --input; nothing to learn from")
     learned = learner.learn(

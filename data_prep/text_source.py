@@ -13,12 +13,14 @@ from __future__ import annotations
 import bz2
 import codecs
 import dataclasses
-import glob
 import gzip
 import io
 import os
 import re
+import zlib
 from collections.abc import Iterator
+
+from data_prep import storage
 
 DEFAULT_CHUNK_BYTES = 256 << 10
 # Sentences longer than this are cut at whitespace so a single sentence never
@@ -34,27 +36,37 @@ class InputError(ValueError):
 
 
 def expand_globs(spec: str, flag: str = "--input") -> list[str]:
-    """Expands comma-separated globs to a sorted, de-duplicated file list."""
+    """Expands comma-separated globs to a sorted, de-duplicated file list.
+
+    Globs with a scheme (`gs://...`) are matched by Apache Beam's filesystems.
+    """
     patterns = [p.strip() for p in spec.split(",") if p.strip()]
     if not patterns:
         raise InputError(f"{flag} is empty")
     files: list[str] = []
     for pattern in patterns:
-        matched = sorted(p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
+        try:
+            matched = storage.match(pattern)
+        except Exception as e:  # a remote filesystem's own error (permissions, bucket)
+            raise InputError(f"{flag}: cannot list {pattern!r}: {e}") from e
         if not matched:
             raise InputError(f"{flag}: glob {pattern!r} matches no file")
         files.extend(matched)
     seen: set[str] = set()
     unique = [f for f in files if not (f in seen or seen.add(f))]
     for path in unique:
-        if not os.access(path, os.R_OK):
+        if not storage.is_remote(path) and not os.access(path, os.R_OK):
             raise InputError(f"{flag}: file {path} is not readable")
     return unique
 
 
 def open_binary(path: str) -> io.BufferedIOBase:
-    """Opens plain, .gz or .bz2 files as a decompressed binary stream."""
+    """Opens plain, .gz or .bz2 files (local or remote) as a decompressed binary stream."""
     try:
+        if storage.is_remote(path):
+            from apache_beam.io.filesystems import FileSystems
+
+            return FileSystems.open(path)  # decompresses .gz/.bz2 by extension
         if path.endswith(".gz"):
             return gzip.open(path, "rb")
         if path.endswith(".bz2"):
@@ -95,26 +107,38 @@ def plan_chunks(paths: list[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> lis
     """One streaming pass over all inputs to fix deterministic chunk boundaries."""
     chunks: list[Chunk] = []
     for file_index, path in enumerate(paths):
-        offset = 0
-        carry = b""
-        try:
-            with open_binary(path) as f:
-                while True:
-                    block = f.read(chunk_bytes - len(carry))
-                    data = carry + block
-                    if not block:
-                        if data:
-                            chunks.append(Chunk(len(chunks), file_index, path, offset, len(data)))
-                        break
-                    cut = _cut_point(data) if len(data) >= chunk_bytes else len(data)
-                    if len(data) < chunk_bytes:
-                        carry = data
-                        continue
-                    chunks.append(Chunk(len(chunks), file_index, path, offset, cut))
-                    offset += cut
-                    carry = data[cut:]
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise InputError(f"Cannot read input file {path}: {e}") from e
+        chunks.extend(number_chunks(plan_file_chunks(path, file_index, chunk_bytes), len(chunks)))
+    return chunks
+
+
+def number_chunks(file_chunks: list[Chunk], first_index: int) -> list[Chunk]:
+    """One file's chunks with their global indices, the first being `first_index`."""
+    return [dataclasses.replace(c, index=first_index + i) for i, c in enumerate(file_chunks)]
+
+
+def plan_file_chunks(path: str, file_index: int, chunk_bytes: int) -> list[Chunk]:
+    """One file's chunk boundaries (they depend on its bytes alone); indices from 0."""
+    chunks: list[Chunk] = []
+    offset = 0
+    carry = b""
+    try:
+        with open_binary(path) as f:
+            while True:
+                block = f.read(chunk_bytes - len(carry))
+                data = carry + block
+                if not block:
+                    if data:
+                        chunks.append(Chunk(len(chunks), file_index, path, offset, len(data)))
+                    break
+                cut = _cut_point(data) if len(data) >= chunk_bytes else len(data)
+                if len(data) < chunk_bytes:
+                    carry = data
+                    continue
+                chunks.append(Chunk(len(chunks), file_index, path, offset, cut))
+                offset += cut
+                carry = data[cut:]
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise InputError(f"Cannot read input file {path}: {e}") from e
     return chunks
 
 
@@ -157,7 +181,7 @@ class ChunkReader:
             if self._pos != chunk.offset:
                 self._file.seek(chunk.offset)
             data = self._file.read(chunk.length)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise InputError(f"Cannot read input file {chunk.path}: {e}") from e
         if len(data) != chunk.length:
             raise InputError(f"Input file {chunk.path} changed while being read")

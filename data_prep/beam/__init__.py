@@ -1,0 +1,67 @@
+"""Data prep on Apache Beam: the same steps as the local jobs, on any runner.
+
+`pretraining_data` builds the same TFRecord shards as
+`data_prep.build_pretraining_data`; `vocab` learns the same vocabulary as
+`data_prep.build_vocab`. Each DoFn calls the functions the local job uses, so
+there is one implementation of reading, tokenizing, packing and masking.
+Flags are the local job's; every other argument (`--runner`,
+`--direct_num_workers`, `--project`, `--temp_location`, ...) goes to Beam's
+`PipelineOptions` unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from absl import flags
+
+from data_prep.text_source import InputError
+
+_OUR_ERROR = re.compile(r"(?:InputError|ValueError): (.+?)(?:\s\[while running|\n|$)")
+
+
+def split_argv(argv: list[str]) -> list[str]:
+    """Parses this job's absl flags from `argv`; returns the rest for Beam."""
+    rest = flags.FLAGS(argv, known_only=True)
+    return rest[1:]
+
+
+def run_pipeline(pipeline):
+    """Runs a pipeline to completion; a worker's InputError comes back as one.
+
+    Runners wrap an exception raised in a DoFn in their own (the DirectRunner's
+    multi-process mode as a RuntimeError holding the remote traceback as
+    text), so the clear message of a bad input would be lost in a stack trace.
+    """
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except InputError:
+        raise
+    except Exception as e:
+        found = _OUR_ERROR.search(str(e))
+        if found:
+            raise InputError(found.group(1).strip()) from e
+        raise
+    return result
+
+
+def counters(result, namespace: str) -> dict[str, int]:
+    """The pipeline's committed (else attempted) counters in `namespace`."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        queried = result.metrics().query(MetricsFilter().with_namespace(namespace))
+    except Exception:  # some runners do not report metrics
+        return {}
+    out = {}
+    for counter in queried["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        out[counter.key.metric.name] = int(value or 0)
+    return out
+
+
+def fail(error: Exception) -> None:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.exit(2)
