@@ -11,6 +11,8 @@ and the largest single process), and measured at two corpus sizes to show
 whether memory grows with the corpus.
 
 Peer: `python -m official.nlp.data.create_pretraining_data` (tf-models-official).
+Also timed: the same job on Apache Beam's DirectRunner (`data_prep.beam`),
+with as many worker processes.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip_peer", action="store_true")
+    parser.add_argument("--skip_beam", action="store_true")
     parser.add_argument("--json", help="Also write the results here.")
     args = parser.parse_args()
     if not SHARED.exists():
@@ -95,20 +98,30 @@ def main() -> None:
             f"corpus: {total_mb:.1f} MB, {words:,} words; {args.workers} workers; {args.rounds} rounds"
         )
 
-        def ours(inputs: list[str], tag: str) -> dict[str, float]:
-            out = work / f"ours_{tag}"
+        def ours(inputs: list[str], tag: str, beam: bool = False) -> dict[str, float]:
+            out = work / f"{'beam' if beam else 'ours'}_{tag}"
             shutil.rmtree(out, ignore_errors=True)
+            module, workers = "data_prep.build_pretraining_data", [f"--num_workers={args.workers}"]
+            if beam:  # the same job on Apache Beam's DirectRunner, one process per worker
+                module, workers = (
+                    "data_prep.beam.pretraining_data",
+                    [
+                        "--runner=DirectRunner",
+                        f"--direct_num_workers={args.workers}",
+                        "--direct_running_mode=multi_processing",
+                    ],
+                )
             return run_measured(
                 [
                     sys.executable,
                     "-m",
-                    "data_prep.build_pretraining_data",
+                    module,
                     f"--input={','.join(inputs)}",
                     f"--vocab={vocab}",
                     f"--output_dir={out}",
                     "--max_seq_length=128",
                     "--num_shards=16",
-                    f"--num_workers={args.workers}",
+                    *workers,
                     "--masking=electra",
                     "--dupe_factor=1",
                 ],
@@ -134,10 +147,13 @@ def main() -> None:
                 env,
             )
 
-        results: dict[str, list[dict[str, float]]] = {"ours": [], "peer": []}
+        results: dict[str, list[dict[str, float]]] = {"ours": [], "peer": [], "beam_direct": []}
         for r in range(args.rounds):
             results["ours"].append(ours(plain, "full"))
             print(f"round {r + 1}: ours {results['ours'][-1]['seconds']:.1f} s", flush=True)
+            if not args.skip_beam:
+                results["beam_direct"].append(ours(plain, "full", beam=True))
+                print(f"round {r + 1}: beam {results['beam_direct'][-1]['seconds']:.1f} s")
             if not args.skip_peer:
                 results["peer"].append(peer(plain, "full"))
                 print(f"round {r + 1}: peer {results['peer'][-1]['seconds']:.1f} s", flush=True)
@@ -160,6 +176,10 @@ def main() -> None:
         table["ours"]["half_corpus_peak_rss_mb_sum"] = round(half_ours["rss_sum_mb"])
         if half_peer:
             table["peer"]["half_corpus_peak_rss_mb_sum"] = round(half_peer["rss_sum_mb"])
+        if "beam_direct" in table:
+            table["beam_vs_local"] = round(
+                table["beam_direct"]["words_per_second"] / table["ours"]["words_per_second"], 2
+            )
         if "peer" in table:
             table["speed_ratio"] = round(
                 table["ours"]["words_per_second"] / table["peer"]["words_per_second"], 1

@@ -18,7 +18,8 @@ from absl import flags
 
 from data_prep.text_source import InputError
 
-_OUR_ERROR = re.compile(r"(?:InputError|ValueError): (.+?)(?:\s\[while running|\n|$)")
+_OUR_ERROR = re.compile(r"(?:InputError|ValueError): (.+?)(?:\n|$)")
+_STEP_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 
 
 def split_argv(argv: list[str]) -> list[str]:
@@ -37,10 +38,13 @@ def run_pipeline(pipeline):
     try:
         result = pipeline.run()
         result.wait_until_finish()
-    except InputError:
-        raise
     except Exception as e:
-        found = _OUR_ERROR.search(str(e))
+        # Runners append the step's name to the message, or re-raise the error
+        # as text inside their own exception.
+        text = _STEP_SUFFIX.sub("", str(e))
+        if isinstance(e, ValueError):
+            raise InputError(text.strip()) from e
+        found = _OUR_ERROR.search(text)
         if found:
             raise InputError(found.group(1).strip()) from e
         raise
