@@ -20,7 +20,8 @@ demo: $(STAMP)
 	$(PY) -m data_prep.builtin_corpus --output=$(DEMO_DIR)/corpus.txt
 	$(PY) -m data_prep.build_vocab --input=$(DEMO_DIR)/corpus.txt --vocab_size=8192 --output=$(DEMO_DIR)/vocab.txt
 	$(PY) -m data_prep.build_pretraining_data --input=$(DEMO_DIR)/corpus.txt --vocab=$(DEMO_DIR)/vocab.txt \
-	  --output_dir=$(DEMO_DIR)/pretrain_data --max_seq_length=128 --num_shards=8 --num_workers=2
+	  --output_dir=$(DEMO_DIR)/pretrain_data --max_seq_length=128 --num_shards=8 --num_workers=2 \
+	  --pack_documents
 	$(PY) -m electra_tf.pretrain --flagfile=configs/demo.flags \
 	  --train_data="$(DEMO_DIR)/pretrain_data/pretrain-0000[1-7]-*" --eval_data="$(DEMO_DIR)/pretrain_data/pretrain-00000-*" --model_dir=$(DEMO_DIR)/model
 

@@ -59,6 +59,13 @@ def define_flags(local: bool = True) -> None:
     flags.DEFINE_integer("max_predictions_per_seq", None, "Default: int((rate+0.005)*length).")
     flags.DEFINE_boolean("whole_word_masking", False, "Mask whole words (all their ## pieces).")
     flags.DEFINE_integer("dupe_factor", 1, "Differently masked copies of each sequence.")
+    flags.DEFINE_boolean(
+        "pack_documents",
+        False,
+        "Fill sequences across document boundaries (a [SEP] between documents), so that "
+        "corpora of short documents carry almost no padding (RoBERTa's full-sentences "
+        "packing). Default: a document ends its last sequence, as the reference.",
+    )
     flags.DEFINE_integer("seed", 12345, "Random seed (packing and masking).")
     flags.DEFINE_boolean("lower_case", True, "Lower-case and strip accents (uncased vocab).")
     flags.DEFINE_enum("compression", "none", ["none", "gzip"], "TFRecord compression.")
@@ -80,6 +87,7 @@ class Settings:
     max_predictions_per_seq: int | None = None
     whole_word_masking: bool = False
     dupe_factor: int = 1
+    pack_documents: bool = False
     seed: int = 12345
     lower_case: bool = True
     compression: str = "none"
@@ -119,6 +127,8 @@ class Settings:
         d["inputs"] = [{"path": _absolute(p), "bytes": storage.size(p)} for p in self.inputs]
         d["vocab"] = {"sha256": vocab.sha256, "size": vocab.size}
         d["max_predictions_per_seq"] = self.max_predictions
+        if not self.pack_documents:
+            del d["pack_documents"]  # data built before the option stays reusable
         return d
 
     def shard_name(self, shard: int) -> str:
@@ -200,9 +210,11 @@ class _Worker:
         for copy in range(s.dupe_factor):
             rng = random.Random(f"{s.seed}/{chunk.index}/{copy}")
             packer = SequencePacker(s.max_seq_length, self.vocab.cls_id, self.vocab.sep_id, rng)
-            seqs = [
-                seq for sentences_ids in doc_tokens for seq in packer.pack_document(sentences_ids)
-            ]
+            if s.pack_documents:
+                seqs, separators = packer.pack_documents(doc_tokens)
+                stats["document_separators"] += separators
+            else:
+                seqs, separators = [seq for d in doc_tokens for seq in packer.pack_document(d)], 0
             if not seqs:
                 continue
             n, length = len(seqs), s.max_seq_length
@@ -227,7 +239,7 @@ class _Worker:
                 stats["masked_tokens"] += int(batch["masked_lm_weights"].sum())
             out.extend(records.encode_examples(batch))
             stats["examples"] += n
-            stats["tokens_written"] += written
+            stats["tokens_written"] += written - separators  # text tokens only
             stats["padding"] += int(n * length - mask.sum())
         return out, stats
 
@@ -254,6 +266,7 @@ STAT_KEYS = (
     "examples",
     "masked_tokens",
     "padding",
+    "document_separators",
     "chars",
     "words",
     "invalid_utf8_replaced",
@@ -504,6 +517,7 @@ def write_dataset_info(
             "whole_word": settings.whole_word_masking,
         },
         "dupe_factor": settings.dupe_factor,
+        "pack_documents": settings.pack_documents,
         "seed": settings.seed,
         "compression": settings.compression,
         "num_shards": settings.num_shards,
@@ -559,6 +573,7 @@ def settings_from_flags() -> Settings:
         max_predictions_per_seq=FLAGS.max_predictions_per_seq,
         whole_word_masking=FLAGS.whole_word_masking,
         dupe_factor=FLAGS.dupe_factor,
+        pack_documents=FLAGS.pack_documents,
         seed=FLAGS.seed,
         lower_case=FLAGS.lower_case,
         compression=FLAGS.compression,

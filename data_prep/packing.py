@@ -66,6 +66,26 @@ class SequencePacker:
             current_len = len(leftover)
         return out
 
+    def pack_documents(self, documents: list[list[np.ndarray]]) -> tuple[list, int]:
+        """Packs consecutive documents into shared sequences (RoBERTa's
+        "full-sentences" packing): a `[SEP]` ends each document but the last,
+        and sequences fill across document boundaries instead of ending, padded,
+        at each one. Short-document corpora then carry almost no padding.
+
+        Returns (sequences as `pack_document` gives them, separators inserted).
+        """
+        stream: list[np.ndarray] = []
+        separators = 0
+        for document in documents:
+            sentences = [s for s in document if len(s)]
+            if not sentences:
+                continue
+            if stream:
+                stream[-1] = np.append(stream[-1], np.int32(self.sep_id))
+                separators += 1
+            stream.extend(sentences)
+        return self.pack_document(stream), separators
+
     def _make_sequence(
         self, sentences: list[np.ndarray]
     ) -> tuple[tuple[np.ndarray, int], np.ndarray]:

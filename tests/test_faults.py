@@ -309,6 +309,29 @@ def test_too_many_non_finite_steps_stop_with_the_last_good_weights(
     _assert_same(_model_weights(tmp_path / "ckpt-2"), saved, rtol=0, atol=0)
 
 
+def test_a_checkpoint_without_the_non_finite_counters_still_resumes(
+    masked_data, tmp_path, monkeypatch
+):
+    import electra_tf.engine.loop as loop
+
+    real = tf.train.Checkpoint
+
+    def without_counters(**parts):  # what electra_tf wrote before the counters existed
+        parts.pop("nonfinite", None)
+        return real(**parts)
+
+    monkeypatch.setattr(loop.tf.train, "Checkpoint", without_counters)
+    run_pretraining(
+        tiny_pretrain_options(masked_data, tmp_path, num_train_steps=4, max_steps_per_run=2)
+    )
+    monkeypatch.setattr(loop.tf.train, "Checkpoint", real)
+    log = io.StringIO()
+    results = run_pretraining(
+        tiny_pretrain_options(masked_data, tmp_path, num_train_steps=4), stream=log
+    )
+    assert "Resumed from" in log.getvalue() and results["step"] == 4
+
+
 # --- two jobs, one model_dir ----------------------------------------------------------
 
 

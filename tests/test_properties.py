@@ -141,3 +141,30 @@ def test_packing_never_drops_or_duplicates_a_token(lengths, max_len, seed):
         # As in the reference's packer, a short sentence after segment B has
         # started may still join A, so order can change; the tokens may not.
         assert sorted(tokens) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.lists(st.integers(0, 40), max_size=5), min_size=1, max_size=8),
+    max_len=st.integers(8, 64),
+    seed=st.integers(0, 2**16),
+)
+def test_packing_across_documents_keeps_every_token_and_marks_each_boundary(lengths, max_len, seed):
+    counter = iter(range(1000, 10**6))
+    documents = [
+        [np.array([next(counter) for _ in range(n)], np.int32) for n in sentence_lengths]
+        for sentence_lengths in lengths
+    ]
+    packer = SequencePacker(max_len, cls_id=101, sep_id=102, rng=random.Random(seed))
+    sequences, separators = packer.pack_documents(documents)
+    non_empty = sum(1 for d in documents if any(len(s) for s in d))
+    assert separators == max(non_empty - 1, 0)
+    tokens, inner_seps = [], 0
+    for ids, len_a in sequences:
+        assert len(ids) <= max_len and ids[0] == 101 and ids[-1] == 102
+        body = [t for i, t in enumerate(ids.tolist()) if i not in (0, len_a - 1, len(ids) - 1)]
+        inner_seps += body.count(102)
+        tokens.extend(t for t in body if t != 102)
+    assert inner_seps == separators
+    expected = [t for d in documents for s in d for t in s.tolist()]
+    assert sorted(tokens) == expected

@@ -90,6 +90,8 @@ class StepLogger(keras.callbacks.Callback):
         evals = {k[4:]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
         train["learning_rate"] = _lr(self.model.optimizer, step)
         train["examples_per_second"] = (step - self._step0) * self.global_batch_size / elapsed
+        if "real_tokens" in train:  # non-pad tokens trained on in the interval
+            train["real_tokens_per_second"] = train["real_tokens"] / elapsed
         self.history.append({"step": step, **train, **{f"eval_{k}": v for k, v in evals.items()}})
         if self.train_writer is not None:
             with self.train_writer.as_default(step=step):
@@ -108,6 +110,8 @@ class StepLogger(keras.callbacks.Callback):
             f"step {step:>7}/{self.total_steps}  {shown}  lr {train['learning_rate']:.2e}  "
             f"{train['examples_per_second']:.1f} ex/s"
         )
+        if "real_tokens_per_second" in train:
+            line += f"  {train['real_tokens_per_second']:,.0f} tok/s"
         if evals:
             line += "  | eval " + "  ".join(
                 f"{k} {evals[k]:.4f}" for k in _CONSOLE_KEYS if k in evals

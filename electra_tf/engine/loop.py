@@ -200,13 +200,14 @@ class Engine:
             )
             self.nonfinite = NonFiniteGuard()
             model.attach_nonfinite_guard(self.nonfinite)
-            self.checkpoint = tf.train.Checkpoint(
+            self._checkpointed = dict(
                 model=model,
                 optimizer=optimizer,
                 input_position=self.input_position,
                 rng=seed_generator_states(model),
                 nonfinite=self.nonfinite,
             )
+            self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
         self.model, self.optimizer = model, optimizer
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
@@ -216,7 +217,7 @@ class Engine:
         )
         latest = tf.train.latest_checkpoint(options.model_dir)
         if latest:
-            restore_checkpoint(self.checkpoint, latest)
+            restore_checkpoint(self._restorable(latest), latest)
             print(f"Resumed from {latest}", file=self.stream, flush=True)
         self._saved_position_step = self.step
         self.logger = StepLogger(
@@ -232,6 +233,15 @@ class Engine:
             self.nonfinite, options.max_consecutive_nonfinite, self.stream
         )
         return bool(latest)
+
+    def _restorable(self, path: str) -> tf.train.Checkpoint:
+        """What to restore `path` into: checkpoints written before the non-finite
+        counters existed resume with them at 0 rather than being refused."""
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+        if "nonfinite" in saved:
+            return self.checkpoint
+        parts = {k: v for k, v in self._checkpointed.items() if k != "nonfinite"}
+        return tf.train.Checkpoint(**parts)
 
     def before_save(self, hook: Callable[[int], None]) -> None:
         """Runs `hook(step)` before each checkpoint (e.g. to write standalone towers)."""

@@ -68,6 +68,9 @@ class StepModel(keras.Model):
     """
 
     EVAL_ONLY_METRICS: tuple[str, ...] = ()
+    # The normaliser that counts real (non-pad) tokens: the log then shows
+    # tokens/s, the throughput that padding does not inflate.
+    REAL_TOKENS: str | None = None
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class StepModel(keras.Model):
         self._grad_fn = tf.function(
             self._loss_and_grads, jit_compile=self.jit_inner, reduce_retracing=True
         )
+        self._real_tokens = keras.metrics.Sum(name="real_tokens") if self.REAL_TOKENS else None
 
     # --- building --------------------------------------------------------------
 
@@ -107,7 +111,8 @@ class StepModel(keras.Model):
 
     @property
     def metrics(self):
-        return self._metric_list()
+        extra = [self._real_tokens] if self._real_tokens is not None else []
+        return [*self._metric_list(), *extra]
 
     def get_config(self):
         return {
@@ -133,6 +138,8 @@ class StepModel(keras.Model):
         logs["loss"] = self._total_loss(logs)
         if training:  # measured on held-out batches only
             logs = {k: v for k, v in logs.items() if k not in self.EVAL_ONLY_METRICS}
+        else:
+            logs.pop("real_tokens", None)
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces per-replica logs with a concat that rejects scalars
             # under MWMS (tensorflow/tensorflow#72388): give them a batch axis.
@@ -186,6 +193,8 @@ class StepModel(keras.Model):
         def update_metrics():
             for out in outs:
                 self._update_metrics(out)
+            if self._real_tokens is not None:  # this replica's; the metric sums replicas
+                self._real_tokens.update_state(self._normalizers(data)[self.REAL_TOKENS])
             return tf.constant(True)
 
         # A skipped step's NaN would poison the interval's means.

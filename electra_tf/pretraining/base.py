@@ -14,6 +14,7 @@ class PretrainerBase(StepModel):
     the standalone models written beside each checkpoint, by directory name."""
 
     EVAL_ONLY_METRICS = ("hidden_spread",)
+    REAL_TOKENS = "num_tokens"
 
     def _normalizers(self, data) -> dict:
         return {
