@@ -64,11 +64,8 @@ class ShardScan:
             f"record {index} (byte {offset}) fails its checksum" for index, offset in self.corrupt
         ]
         if self.lost_bytes:
-            where = (
-                f"byte {self.lost_at}"
-                if isinstance(self.readable, list)
-                else (f"record {self.lost_at}")
-            )
+            unit = "byte" if isinstance(self.readable, list) else "record"
+            where = f"{unit} {self.lost_at}"
             parts.append(
                 f"the last {self.lost_bytes} bytes (from {where}) hold no readable record "
                 "(truncated or a broken record header)"

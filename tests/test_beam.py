@@ -116,6 +116,9 @@ def test_bad_inputs_fail_on_beam_as_they_do_locally(vocab_path, tmp_path):
     assert local_run.returncode == beam_run.returncode == 2
     assert "matches no file" in beam_run.stderr
     assert local_run.stderr.strip().splitlines()[-1] == beam_run.stderr.strip().splitlines()[-1]
+    # A mistyped flag: Beam alone would drop it with a warning and build with the default.
+    typo = _cli("data_prep.beam.pretraining_data", *common, "--num_shard=3", *TWO_PROCESSES)
+    assert typo.returncode == 2 and "unknown flag(s) --num_shard" in typo.stderr
 
     corrupt = tmp_path / "corrupt.txt.gz"
     corrupt.write_bytes(gzip.compress(b"some text\n" * 1000)[:-30])  # cut mid-stream

@@ -28,6 +28,31 @@ def split_argv(argv: list[str]) -> list[str]:
     return rest[1:]
 
 
+def pipeline_options(args: list[str]):
+    """Beam's PipelineOptions from `args`; an argument that neither this job nor
+    Beam knows is an error (Beam alone would only log that it dropped it, so a
+    mistyped --num_shards would silently build with the default)."""
+    import logging
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(args)
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)
+    try:
+        known = set(options.get_all_options())
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - known)
+    finally:
+        beam_log.setLevel(level)
+    if unknown:
+        raise ValueError(
+            f"unknown flag(s) {', '.join('--' + name for name in unknown)}: not a flag of this "
+            "job (--helpfull lists them) nor an Apache Beam pipeline option"
+        )
+    return options
+
+
 def run_pipeline(pipeline):
     """Runs a pipeline to completion; a worker's InputError comes back as one.
 

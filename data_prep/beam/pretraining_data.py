@@ -38,7 +38,6 @@ from typing import Any
 import apache_beam as beam
 from absl import flags
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from data_prep import beam as beam_support
 from data_prep import build_pretraining_data as local
@@ -148,7 +147,7 @@ def build(
     done = local.finished_shards(settings)
     todo = [s for s in range(settings.num_shards) if s not in done]
     start = time.time()
-    options = PipelineOptions(pipeline_args)
+    options = beam_support.pipeline_options(pipeline_args)
     result = None
     if todo:
         pipeline = beam.Pipeline(options=options)
@@ -177,6 +176,7 @@ def main() -> None:
     local.define_flags(local=False)
     pipeline_args = beam_support.split_argv(sys.argv)
     try:
+        beam_support.pipeline_options(pipeline_args)  # a mistyped flag fails first
         settings = local.settings_from_flags()
         info = build(settings, pipeline_args, FLAGS.overwrite, " ".join(sys.argv))
     except ValueError as e:  # InputError included: a clear message, no traceback.

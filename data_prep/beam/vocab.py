@@ -20,7 +20,6 @@ import time
 
 import apache_beam as beam
 from absl import flags
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from data_prep import beam as beam_support
 from data_prep import build_vocab as local
@@ -81,11 +80,12 @@ def main() -> None:
     pipeline_args = beam_support.split_argv(sys.argv)
     start = time.time()
     try:
+        options = beam_support.pipeline_options(pipeline_args)  # a mistyped flag fails first
         for name in ("input", "output"):
             if not getattr(FLAGS, name):
                 raise ValueError(f"--{name} is required")
         paths = text_source.expand_globs(FLAGS.input)
-        pipeline = beam.Pipeline(options=PipelineOptions(pipeline_args))
+        pipeline = beam.Pipeline(options=options)
         build_pipeline(pipeline, paths, FLAGS.output, FLAGS.vocab_size, FLAGS.lower_case,
                        FLAGS.min_count, FLAGS.max_unique_chars)  # fmt: skip
         beam_support.run_pipeline(pipeline)
