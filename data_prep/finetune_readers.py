@@ -134,9 +134,14 @@ def read_glue(task: str, path: str) -> list[TextExample]:
 def read_table(
     path: str, text_column: str, text_b_column: str | None, label_column: str
 ) -> list[TextExample]:
-    """Reads a user's TSV/CSV (by extension) with a header naming the columns."""
-    delimiter = "," if path.lower().endswith(".csv") else "\t"
-    rows = _rows(path, delimiter, csv.QUOTE_MINIMAL)
+    """Reads a user's TSV/CSV (by extension) with a header naming the columns.
+
+    A CSV uses CSV's quoting (cells in double quotes may hold commas, newlines
+    and doubled quotes); a TSV has none, as BERT's `_read_tsv` and GLUE: a
+    double quote is text (`"Collateral Damage" goes by the numbers`).
+    """
+    is_csv = path.lower().endswith(".csv")
+    rows = _rows(path, "," if is_csv else "\t", csv.QUOTE_MINIMAL if is_csv else csv.QUOTE_NONE)
     try:
         _, header = next(rows)
     except StopIteration:

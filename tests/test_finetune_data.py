@@ -267,13 +267,20 @@ def test_csv_cells_with_embedded_newlines_keep_their_starting_line(tmp_path):
     assert rows[1].text_a == "next" and rows[1].source.endswith(":4")
 
 
-def test_a_stray_quote_in_a_tsv_is_named_not_swallowed(tmp_path):
-    # Unstrict CSV parsing would merge the following rows into one cell.
-    path = _table(tmp_path, "t.tsv", b'text\tlabel\nok\t1\n"great movie\t1\nbad\t0\nfine\t1\n')
-    with pytest.raises(ValueError, match=r"t\.tsv:3: .*stray quote"):
-        readers.read_table(path, "text", None, "label")
-    # A quote inside a cell is ordinary text.
-    inner = _table(tmp_path, "i.tsv", b'text\tlabel\nsay "hi" now\t1\n')
+def test_quotes_are_text_in_a_tsv_and_a_stray_one_in_a_csv_is_named(tmp_path):
+    # TSV has no quoting (BERT, GLUE): quotes are kept, no row is merged into another.
+    tsv = _table(tmp_path, "t.tsv", b'text\tlabel\n"Collateral Damage" goes\t0\n"open\t1\nok\t1\n')
+    rows = readers.read_table(tsv, "text", None, "label")
+    assert [(r.text_a, r.label) for r in rows] == [
+        ('"Collateral Damage" goes', "0"),
+        ('"open', "1"),
+        ("ok", "1"),
+    ]
+    # CSV quoting is strict: an unmatched quote would swallow the next rows.
+    csv_file = _table(tmp_path, "c.csv", b'text,label\nok,1\n"great movie,1\nbad,0\nfine,1\n')
+    with pytest.raises(ValueError, match=r"c\.csv:3: .*stray quote"):
+        readers.read_table(csv_file, "text", None, "label")
+    inner = _table(tmp_path, "i.csv", b'text,label\n"say ""hi"" now",1\n')
     assert readers.read_table(inner, "text", None, "label")[0].text_a == 'say "hi" now'
 
 
