@@ -117,6 +117,12 @@ def test_data_prep_tokenizes_any_bytes_and_counts_the_invalid_ones(
     assert saved["totals"] == totals
 
 
+def _numbered_documents(lengths: list[list[int]]) -> list[list[np.ndarray]]:
+    """Documents of sentences of the given lengths; every token a distinct id, in text order."""
+    counter = iter(range(1000, 10**6))
+    return [[np.array([next(counter) for _ in range(n)], np.int32) for n in doc] for doc in lengths]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     lengths=st.lists(st.lists(st.integers(0, 70), max_size=8), min_size=1, max_size=6),
@@ -124,11 +130,7 @@ def test_data_prep_tokenizes_any_bytes_and_counts_the_invalid_ones(
     seed=st.integers(0, 2**16),
 )
 def test_packing_never_drops_or_duplicates_a_token(lengths, max_len, seed):
-    counter = iter(range(1000, 10**6))  # every token a distinct id, in text order
-    documents = [
-        [np.array([next(counter) for _ in range(n)], np.int32) for n in sentence_lengths]
-        for sentence_lengths in lengths
-    ]
+    documents = _numbered_documents(lengths)
     packer = SequencePacker(max_len, cls_id=101, sep_id=102, rng=random.Random(seed))
     for document in documents:
         sequences = packer.pack_document(document)
@@ -150,11 +152,7 @@ def test_packing_never_drops_or_duplicates_a_token(lengths, max_len, seed):
     seed=st.integers(0, 2**16),
 )
 def test_packing_across_documents_keeps_every_token_and_marks_each_boundary(lengths, max_len, seed):
-    counter = iter(range(1000, 10**6))
-    documents = [
-        [np.array([next(counter) for _ in range(n)], np.int32) for n in sentence_lengths]
-        for sentence_lengths in lengths
-    ]
+    documents = _numbered_documents(lengths)
     packer = SequencePacker(max_len, cls_id=101, sep_id=102, rng=random.Random(seed))
     sequences, separators = packer.pack_documents(documents)
     non_empty = sum(1 for d in documents if any(len(s) for s in d))
