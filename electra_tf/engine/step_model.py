@@ -146,11 +146,9 @@ class StepModel(keras.Model):
             logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
-    def _global_norms(self, data) -> dict:
-        return all_reduce_sum(self._normalizers(data))
-
     def train_step(self, data):
-        norms = self._global_norms(data)
+        local_norms = self._normalizers(data)
+        norms = all_reduce_sum(local_norms)
         step = tf.cast(self.optimizer.iterations, tf.int32)
         seed = tf.stack([step, tf.constant(self.seed, tf.int32)])
         local_batch = batch_size(data)
@@ -194,7 +192,7 @@ class StepModel(keras.Model):
             for out in outs:
                 self._update_metrics(out)
             if self._real_tokens is not None:  # this replica's; the metric sums replicas
-                self._real_tokens.update_state(self._normalizers(data)[self.REAL_TOKENS])
+                self._real_tokens.update_state(local_norms[self.REAL_TOKENS])
             return tf.constant(True)
 
         # A skipped step's NaN would poison the interval's means.
@@ -253,7 +251,7 @@ class StepModel(keras.Model):
         ctx.merge_call(branch, args=(finite, grads))
 
     def test_step(self, data):
-        norms = self._global_norms(data)
+        norms = all_reduce_sum(self._normalizers(data))
         seed = tf.stack([tf.constant(-1, tf.int32), tf.constant(self.seed, tf.int32)])
         first_row = replica_id() * batch_size(data)
         out = self._forward(data, norms, seed, training=False, row_offset=first_row, step=None)
