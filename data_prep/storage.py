@@ -41,10 +41,6 @@ def match(pattern: str) -> list[str]:
     return sorted(p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
 
 
-def exists(path: str) -> bool:
-    return _fs().exists(path) if is_remote(path) else os.path.exists(path)
-
-
 def size(path: str) -> int:
     if is_remote(path):
         return _fs().match([path])[0].metadata_list[0].size_in_bytes
