@@ -77,6 +77,22 @@ def save_training_checkpoint(
         ) from None
 
 
+def remove_partial_checkpoints(directory: str) -> list[str]:
+    """Deletes the `ckpt-<step>_temp/` directories of saves that were killed.
+
+    A save killed before TensorFlow renamed its files into place leaves one;
+    the checkpoint it was writing is not current, so nothing refers to it.
+    Call only while holding the run lock: a live save's directory looks the
+    same. Returns the removed paths.
+    """
+    removed = []
+    for path in tf.io.gfile.glob(os.path.join(directory, "ckpt-*_temp")):
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+            removed.append(path)
+    return removed
+
+
 def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
     """Loads a tower saved by pre-training or `electra_tf.convert`.
 

@@ -364,6 +364,20 @@ def test_a_killed_jobs_lock_does_not_block_a_rerun(masked_data, tmp_path):
     assert results["step"] == 2
 
 
+def test_a_rerun_removes_the_temp_directory_of_a_killed_save(masked_data, tmp_path):
+    run_pretraining(tiny_pretrain_options(masked_data, tmp_path, num_train_steps=2))
+    # What a save killed between writing its shards and renaming them leaves.
+    partial = tmp_path / "ckpt-3_temp"
+    partial.mkdir()
+    (partial / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 64)
+    log = io.StringIO()
+    results = run_pretraining(
+        tiny_pretrain_options(masked_data, tmp_path, num_train_steps=4), stream=log
+    )
+    assert results["step"] == 4 and "Resumed from" in log.getvalue()
+    assert not partial.exists() and "left by a killed save" in log.getvalue()
+
+
 # --- serving under load -----------------------------------------------------------------
 
 

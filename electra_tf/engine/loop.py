@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 import keras
 import tensorflow as tf
 
-from electra_tf.checkpoints import restore_checkpoint
+from electra_tf.checkpoints import remove_partial_checkpoints, restore_checkpoint
 from electra_tf.compat import seed_generator_states
 from electra_tf.distribute import get_strategy
 from electra_tf.engine.callbacks import (
@@ -173,6 +173,9 @@ class Engine:
         self.lock = RunLock(options.model_dir)
         if self.chief:
             self.lock.acquire()  # last: nothing above can fail while it is held
+            if self.lock.held:
+                for path in remove_partial_checkpoints(options.model_dir):
+                    print(f"Removed {path}, left by a killed save", file=self.stream)
 
     # --- set-up -----------------------------------------------------------------
 

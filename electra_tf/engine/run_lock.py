@@ -77,6 +77,11 @@ class RunLock:
         os.pwrite(fd, (json.dumps(holder) + "\n").encode("utf-8"), 0)
         self._fd = fd
 
+    @property
+    def held(self) -> bool:
+        """True while this process holds the lock (never for remote dirs)."""
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
