@@ -1,25 +1,31 @@
-r"""ELECTRA-Small pre-training throughput, side by side with the peers.
+r"""ELECTRA-Small pre-training throughput, side by side with each peer at its best.
 
     python benchmarks/pretrain_throughput.py [--rounds=3] [--steps=8] [--systems=...]
 
 Systems, each timed in its own process, rounds interleaved, medians reported:
 
-* ours            electra_tf ElectraPretrainer.train_step (graph mode)
-* ours_xla        the same with --jit_compile
-* ours_bf16       the same with --mixed_precision=bfloat16 (not in the ratio:
-                  the peers run float32)
-* hf_full         Hugging Face transformers in PyTorch, ElectraForMaskedLM
-                  generator + ElectraForPreTraining discriminator sharing the
-                  embeddings, MLM logits over all positions (as users assemble it)
-* hf_masked       the same with the MLM head applied only at masked positions
-* model_garden    official.nlp.modeling.models.ElectraPretrainer (tf_keras),
-                  the task's loss, AdamW, in a tf.function
+* ours               electra_tf ElectraPretrainer.train_step (graph mode)
+* ours_xla           the same with --jit_compile
+* ours_bf16          the same with --mixed_precision=bfloat16
+* hf                 Hugging Face transformers in PyTorch as a user would tune
+                     it: ElectraForMaskedLM generator + ElectraForPreTraining
+                     discriminator sharing the embeddings, SDPA attention, the
+                     MLM head on masked positions only, fused AdamW
+* hf_compile         the same with the loss computation under torch.compile
+* hf_bf16            `hf` under torch.autocast(bfloat16)
+* model_garden       official.nlp ElectraPretrainTask's model and loss (tf_keras),
+                     its AdamW with global clipping, in a tf.function
+* model_garden_bf16  the same under the mixed_bfloat16 policy
 
 All: batch 32, sequence 128, 19 masked positions, generator 1/4 width, the
 same recipe (MLM CE + 50 x RTD BCE, clip 1.0, AdamW). Also measured in the
-same run: the machine's float32 matmul peak (2048^2, TensorFlow and
-PyTorch), the model FLOPs per training sequence (analytic, 3 x forward) and
-each system's model-FLOPs utilisation (MFU) against the better peak.
+same run: each framework's 2048^2 matmul rate in float32 and bfloat16 (the
+peaks), the model FLOPs per training sequence (analytic, 3 x forward), and
+each system's model-FLOPs utilisation (MFU) against its own framework's
+peak in its own precision, so the figures compare across machines whose
+TF/PyTorch peaks differ. The float32 ratio is our best float32 system
+against the fastest float32 peer. A system whose precision the CPU only
+emulates (bf16 without AVX512_BF16/AMX) is timed over fewer steps.
 Needs the bench extras: pip install -e ".[bench]".
 """
 
@@ -36,7 +42,30 @@ import time
 BATCH, LENGTH, N_MASK = 32, 128, 19
 VOCAB, HIDDEN, LAYERS, HEADS, FFN, EMB = 30522, 256, 12, 4, 1024, 128
 G_HIDDEN, G_HEADS, G_FFN = 64, 1, 256
-SYSTEMS = ("ours", "ours_xla", "ours_bf16", "hf_full", "hf_masked", "model_garden")
+SYSTEMS = (
+    "ours",
+    "ours_xla",
+    "ours_bf16",
+    "hf",
+    "hf_compile",
+    "hf_bf16",
+    "model_garden",
+    "model_garden_bf16",
+)
+F32_PEERS = ("hf", "hf_compile", "model_garden")
+BF16_PEERS = ("hf_bf16", "model_garden_bf16")
+# The matmul peak each system's MFU is taken against: its own framework's, in
+# its own precision, measured in the same run.
+PEAK_OF = {
+    "ours": "tf_float32",
+    "ours_xla": "tf_float32",
+    "ours_bf16": "tf_bfloat16",
+    "hf": "torch_float32",
+    "hf_compile": "torch_float32",
+    "hf_bf16": "torch_bfloat16",
+    "model_garden": "tf_float32",
+    "model_garden_bf16": "tf_bfloat16",
+}
 
 
 def model_flops_per_sequence(mlm_positions: int = N_MASK) -> float:
@@ -77,13 +106,16 @@ def _fake_batch(np, seed=0):
     }
 
 
-def _time_steps(step, steps):
+def _time_steps(step, steps, budget_s=120.0):
+    """(first step's seconds, median step seconds) over up to `steps` timed
+    steps after two warm-ups; at least 3, fewer than `steps` once `budget_s`
+    is spent (a system whose precision this CPU only emulates is slow)."""
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
     step()  # a second warm-up step
-    times = []
-    for _ in range(steps):
+    times: list[float] = []
+    while len(times) < steps and (len(times) < 3 or sum(times) < budget_s):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
@@ -122,14 +154,22 @@ def worker_ours(steps, jit, policy="float32"):
     }
 
 
-def worker_hf(steps, masked_only):
+def worker_hf(steps, compiled=False, bf16=False):
+    """The fastest PyTorch step a user would write: SDPA attention, the MLM
+    head on masked positions only, fused AdamW, optionally torch.compile and
+    bf16 autocast."""
     import numpy as np
     import torch
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    common = dict(vocab_size=VOCAB, embedding_size=EMB, max_position_embeddings=512)
+    common = dict(
+        vocab_size=VOCAB,
+        embedding_size=EMB,
+        max_position_embeddings=512,
+        attn_implementation="sdpa",
+    )
     disc = ElectraForPreTraining(
         ElectraConfig(
             hidden_size=HIDDEN,
@@ -148,9 +188,10 @@ def worker_hf(steps, masked_only):
             **common,
         )
     )
+    assert disc.config._attn_implementation == "sdpa"
     gen.electra.embeddings = disc.electra.embeddings  # shared embeddings
     gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight  # tied
-    params = {id(p): p for p in list(gen.parameters()) + list(disc.parameters())}.values()
+    params = list({id(p): p for p in list(gen.parameters()) + list(disc.parameters())}.values())
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     opt = torch.optim.AdamW(
@@ -158,6 +199,7 @@ def worker_hf(steps, masked_only):
         lr=5e-4,
         betas=(0.9, 0.999),
         eps=1e-6,
+        fused=True,
     )
     b = {
         k: torch.from_numpy(v).long() if v.dtype != np.float32 else torch.from_numpy(v)
@@ -166,39 +208,42 @@ def worker_hf(steps, masked_only):
     gen.train()
     disc.train()
 
-    def step():
-        opt.zero_grad(set_to_none=True)
+    def losses(b):
         hidden = gen.electra(
             input_ids=b["input_ids"],
             attention_mask=b["input_mask"],
             token_type_ids=b["segment_ids"],
         ).last_hidden_state
-        if masked_only:
-            idx = b["masked_lm_positions"][..., None].expand(-1, -1, hidden.shape[-1])
-            logits = gen.generator_lm_head(gen.generator_predictions(torch.gather(hidden, 1, idx)))
-        else:
-            logits = gen.generator_lm_head(gen.generator_predictions(hidden))
-            idx = b["masked_lm_positions"][..., None].expand(-1, -1, logits.shape[-1])
-            logits = torch.gather(logits, 1, idx)
+        idx = b["masked_lm_positions"][..., None].expand(-1, -1, hidden.shape[-1])
+        logits = gen.generator_lm_head(gen.generator_predictions(torch.gather(hidden, 1, idx)))
         w = b["masked_lm_weights"]
         ce = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, VOCAB), b["masked_lm_ids"].reshape(-1), reduction="none"
+            logits.float().reshape(-1, VOCAB), b["masked_lm_ids"].reshape(-1), reduction="none"
         )
         mlm = (ce * w.reshape(-1)).sum() / w.sum()
         with torch.no_grad():
-            u = torch.rand_like(logits)
-            sampled = torch.argmax(logits + -torch.log(-torch.log(u + 1e-9) + 1e-9), -1)
+            u = torch.rand_like(logits, dtype=torch.float32)
+            sampled = torch.argmax(logits.float() - torch.log(-torch.log(u + 1e-9) + 1e-9), -1)
             original = b["input_ids"].scatter(1, b["masked_lm_positions"], b["masked_lm_ids"])
             corrupted = original.scatter(1, b["masked_lm_positions"], sampled)
             labels = (corrupted != original).float()
         dl = disc(
             input_ids=corrupted, attention_mask=b["input_mask"], token_type_ids=b["segment_ids"]
         ).logits
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(dl, labels, reduction="none")
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            dl.float(), labels, reduction="none"
+        )
         mask = b["input_mask"].float()
-        loss = mlm + 50.0 * (bce * mask).sum() / mask.sum()
+        return mlm + 50.0 * (bce * mask).sum() / mask.sum()
+
+    forward = torch.compile(losses) if compiled else losses
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = forward(b)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(params), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         float(loss)
 
@@ -206,10 +251,12 @@ def worker_hf(steps, masked_only):
     return {"seq_per_s": BATCH / per_step, "first_step_s": first}
 
 
-def worker_model_garden(steps):
+def worker_model_garden(steps, policy="float32"):
     import numpy as np
     import tensorflow as tf
     import tf_keras
+
+    tf_keras.mixed_precision.set_global_policy(policy)
     from official.modeling import optimization
     from official.nlp.configs import electra, encoders
     from official.nlp.data import pretrain_dataloader
@@ -283,8 +330,6 @@ def worker_model_garden(steps):
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    del tf_keras
-
     def step():
         float(train())
 
@@ -292,51 +337,150 @@ def worker_model_garden(steps):
     return {"seq_per_s": BATCH / per_step, "first_step_s": first}
 
 
+def _matmul_gflops(run, n, budget_s=10.0):
+    run()
+    reps, t = 0, time.perf_counter()
+    while reps < 10 and (reps < 2 or time.perf_counter() - t < budget_s):
+        run()
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
 def worker_matmul():
+    """Each framework's 2048^2 matmul rate in float32 and bfloat16: the peaks
+    its MFU is measured against."""
     import numpy as np
     import tensorflow as tf
 
     n = 2048
-    a = tf.constant(np.random.default_rng(0).normal(size=(n, n)).astype("float32"))
-    mm = tf.function(lambda x: tf.matmul(x, x))
-    mm(a).numpy()
-    t = time.perf_counter()
-    reps = 10
-    for _ in range(reps):
-        mm(a).numpy()
-    tf_gflops = 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
-    out = {"tf_matmul_gflops": tf_gflops}
+    x = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
+    mm = tf.function(lambda a: tf.matmul(a, a))
+    out = {}
+    for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+        a = tf.cast(tf.constant(x), dtype)
+        out[f"tf_{name}_gflops"] = _matmul_gflops(lambda a=a: mm(a).numpy(), n)
     try:
         import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-        x = torch.randn(n, n)
-        x @ x
-        t = time.perf_counter()
-        for _ in range(reps):
-            x @ x
-        out["torch_matmul_gflops"] = 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
     except ImportError:
-        pass
+        return out
+    torch.set_num_threads(os.cpu_count() or 1)
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        # nn.Linear's path: on CPUs without native bf16, `a @ a` in bf16 falls
+        # back to a kernel ~50x slower than the oneDNN one linear takes.
+        a = torch.from_numpy(x).to(dtype)
+        out[f"torch_{name}_gflops"] = _matmul_gflops(
+            lambda a=a: torch.nn.functional.linear(a, a), n
+        )
     return out
 
 
 def run_worker(name: str, steps: int) -> dict:
+    try:
+        return _run_worker(name, steps)
+    except Exception as e:  # a peer that cannot run this configuration
+        message = " ".join(str(e).split())
+        return {"error": f"{type(e).__name__}: {message[-600:]}"}
+
+
+def _run_worker(name: str, steps: int) -> dict:
     if name == "ours":
         return worker_ours(steps, jit=False)
     if name == "ours_xla":
         return worker_ours(steps, jit=True)
     if name == "ours_bf16":
         return worker_ours(steps, jit=False, policy="mixed_bfloat16")
-    if name == "hf_full":
-        return worker_hf(steps, masked_only=False)
-    if name == "hf_masked":
-        return worker_hf(steps, masked_only=True)
+    if name == "hf":
+        return worker_hf(steps)
+    if name == "hf_compile":
+        return worker_hf(steps, compiled=True)
+    if name == "hf_bf16":
+        return worker_hf(steps, bf16=True)
     if name == "model_garden":
         return worker_model_garden(steps)
+    if name == "model_garden_bf16":
+        return worker_model_garden(steps, policy="mixed_bfloat16")
     if name == "matmul":
         return worker_matmul()
     raise ValueError(name)
+
+
+def machine() -> dict:
+    """The CPU and the instruction sets that decide bf16 speed."""
+    info = {"cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            info["model"] = line.split(":", 1)[1].strip()
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            info["isa"] = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+            break
+    return info
+
+
+def summarize(runs: dict[str, list[dict]], systems: list[str]) -> dict:
+    """Medians, MFU against each system's own framework and precision peak,
+    and the ratios the README quotes (also per round, to show their spread)."""
+
+    def med(name, key):
+        vals = [x[key] for x in runs.get(name, []) if key in x]
+        return statistics.median(vals) if vals else None
+
+    flops = model_flops_per_sequence()
+    peaks = {
+        key: round(med("matmul", f"{key}_gflops"), 1)
+        for key in ("tf_float32", "tf_bfloat16", "torch_float32", "torch_bfloat16")
+        if med("matmul", f"{key}_gflops")
+    }
+    table = {
+        "machine": machine(),
+        "model_gflop_per_sequence": round(flops / 1e9, 2),
+        "matmul_peak_gflops": peaks,
+    }
+    for name in systems:
+        sps = med(name, "seq_per_s")
+        if sps is None:
+            continue
+        peak = peaks.get(PEAK_OF[name])
+        table[name] = {
+            "seq_per_s": round(sps, 2),
+            "mfu": round(sps * flops / 1e9 / peak, 3) if peak else None,
+            "mfu_peak": PEAK_OF[name],
+            "first_step_s": round(med(name, "first_step_s"), 1),
+            "rounds": [round(x["seq_per_s"], 2) for x in runs[name]],
+        }
+        if med(name, "launch_to_first_step_s"):
+            table[name]["launch_to_first_step_s"] = round(med(name, "launch_to_first_step_s"), 1)
+
+    def ratio(ours, peers):
+        ours = [s for s in ours if s in table]
+        peers = [s for s in peers if s in table]
+        if not ours or not peers:
+            return None
+        best = max(table[s]["seq_per_s"] for s in ours)
+        per_round = [
+            round(
+                max(runs[s][r]["seq_per_s"] for s in ours)
+                / max(runs[s][r]["seq_per_s"] for s in peers),
+                2,
+            )
+            for r in range(min(len(runs[s]) for s in ours + peers))
+        ]
+        return {
+            "median": round(best / max(table[s]["seq_per_s"] for s in peers), 2),
+            "per_round": per_round,
+        }
+
+    table["ratios"] = {
+        "float32_ours_to_fastest_peer": ratio(["ours", "ours_xla"], F32_PEERS),
+        "bf16_ours_to_our_float32": ratio(["ours_bf16"], ["ours"]),
+        "bf16_ours_to_fastest_peer_bf16": ratio(["ours_bf16"], BF16_PEERS),
+    }
+    return table
 
 
 def main() -> None:
@@ -357,6 +501,8 @@ def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = os.path.dirname(here) + os.pathsep + env.get("PYTHONPATH", "")
 
+    errors: dict[str, str] = {}
+
     def launch(name):
         t = time.perf_counter()
         r = subprocess.run(
@@ -370,6 +516,10 @@ def main() -> None:
             print(f"{name} failed:\n{r.stderr[-3000:]}", file=sys.stderr)
             return None
         out = json.loads(lines[-1][7:])
+        if "error" in out:
+            print(f"{name} cannot run: {out['error']}", file=sys.stderr)
+            errors[name] = out["error"]
+            return None
         out["process_s"] = time.perf_counter() - t
         return out
 
@@ -377,42 +527,17 @@ def main() -> None:
     runs: dict[str, list[dict]] = {s: [] for s in systems + ["matmul"]}
     for r in range(args.rounds):
         for name in ["matmul", *systems]:
+            if name in errors:
+                continue
             out = launch(name)
             if out:
                 runs[name].append(out)
                 shown = {k: round(v, 2) for k, v in out.items()}
                 print(f"round {r + 1} {name}: {shown}", flush=True)
 
-    def med(name, key):
-        vals = [x[key] for x in runs[name] if key in x]
-        return statistics.median(vals) if vals else None
-
-    flops = model_flops_per_sequence()
-    peak = max(
-        filter(None, [med("matmul", "tf_matmul_gflops"), med("matmul", "torch_matmul_gflops")])
-    )
-    table = {
-        "model_gflop_per_sequence": round(flops / 1e9, 2),
-        "matmul_peak_gflops": round(peak, 1),
-        "tf_matmul_gflops": round(med("matmul", "tf_matmul_gflops"), 1),
-    }
-    if med("matmul", "torch_matmul_gflops"):
-        table["torch_matmul_gflops"] = round(med("matmul", "torch_matmul_gflops"), 1)
-    for name in systems:
-        sps = med(name, "seq_per_s")
-        if sps is None:
-            continue
-        table[name] = {
-            "seq_per_s": round(sps, 2),
-            "mfu": round(sps * flops / 1e9 / peak, 3),
-            "first_step_s": round(med(name, "first_step_s"), 1),
-        }
-        if med(name, "launch_to_first_step_s"):
-            table[name]["launch_to_first_step_s"] = round(med(name, "launch_to_first_step_s"), 1)
-    peers = [table[s]["seq_per_s"] for s in systems if s in table and not s.startswith("ours")]
-    if peers and "ours" in table:
-        best_ours = max(table[s]["seq_per_s"] for s in ("ours", "ours_xla") if s in table)
-        table["ratio_best_ours_to_fastest_peer"] = round(best_ours / max(peers), 2)
+    table = summarize(runs, systems)
+    for name, error in errors.items():
+        table[name] = {"error": error}
     print(json.dumps(table, indent=2))
     if args.json:
         with open(args.json, "w") as f:
