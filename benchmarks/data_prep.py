@@ -2,13 +2,18 @@ r"""data_prep throughput and memory, side by side with Model Garden.
 
     python benchmarks/data_prep.py [--rounds=3] [--workers=2]
 
-Both tools turn the same ~20 MB of ../shared/data/corpus text (sotu, web,
-mhcc; decompressed to plain .txt for the peer, which cannot read .gz) into
-masked TFRecords with the standard uncased vocab, max_seq_length 128,
-dupe_factor 1. Runs are interleaved; medians are reported. Peak RSS is
-sampled every 50 ms over the whole process tree (the sum over our workers,
-and the largest single process), and measured at two corpus sizes to show
-whether memory grows with the corpus.
+Both tools turn the same text into masked TFRecords with the standard
+uncased vocab, max_seq_length 128, dupe_factor 1, timed end to end (process
+start to the last shard written), on two corpora of different shape:
+* long_documents: ~20 MB of ../shared/data/corpus text (sotu, web, mhcc;
+  decompressed to plain .txt for the peer, which cannot read .gz), 84 long
+  documents;
+* builtin_corpus: the demo's corpus (`data_prep.builtin_corpus`, Python's
+  docstrings), thousands of short documents.
+Runs are interleaved; medians are reported. Peak RSS is sampled every 50 ms
+over the whole process tree (the sum over our workers, and the largest single
+process), and measured at two sizes of the long corpus to show whether
+memory grows with the corpus.
 
 Peer: `python -m official.nlp.data.create_pretraining_data` (tf-models-official).
 Also timed: the same job on Apache Beam's DirectRunner (`data_prep.beam`),
@@ -22,6 +27,7 @@ import gzip
 import json
 import os
 import pathlib
+import re
 import shutil
 import statistics
 import subprocess
@@ -62,6 +68,38 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     }
 
 
+def _long_corpus(work: pathlib.Path) -> tuple[list[str], int, int]:
+    """sotu + web + mhcc as plain text (the peer cannot read .gz): few, long documents."""
+    paths, words, docs = [], 0, 0
+    for name in FILES:
+        with gzip.open(SHARED / "corpus" / name, "rt", encoding="utf-8") as f:
+            text = f.read()
+        words += len(text.split())
+        docs += _count_documents(text)
+        path = work / name.replace(".gz", "")
+        path.write_text(text, encoding="utf-8")
+        paths.append(str(path))
+    return paths, words, docs
+
+
+def _builtin_corpus(work: pathlib.Path) -> tuple[list[str], int, int]:
+    """The demo's built-in corpus (Python's docstrings): many short documents."""
+    path = work / "builtin.txt"
+    subprocess.run(
+        [sys.executable, "-m", "data_prep.builtin_corpus", f"--output={path}"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    text = path.read_text(encoding="utf-8")
+    return [str(path)], len(text.split()), _count_documents(text)
+
+
+def _count_documents(text: str) -> int:
+    """Documents as both tools split them: runs of non-blank lines."""
+    return sum(1 for block in re.split(r"\n\s*\n", text) if block.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,25 +116,14 @@ def main() -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench_data_prep_"))
     try:
-        plain = []
-        words = 0
-        for name in FILES:
-            with gzip.open(SHARED / "corpus" / name, "rt", encoding="utf-8") as f:
-                text = f.read()
-            words += len(text.split())
-            path = work / name.replace(".gz", "")
-            path.write_text(text, encoding="utf-8")
-            plain.append(str(path))
-        half = work / "half.txt"  # the first half of the corpus, for the memory-vs-size check
-        half.write_text(
-            "".join(pathlib.Path(p).read_text() for p in plain)[
-                : sum(os.path.getsize(p) for p in plain) // 2
-            ]
-        )
-        total_mb = sum(os.path.getsize(p) for p in plain) / 1e6
-        print(
-            f"corpus: {total_mb:.1f} MB, {words:,} words; {args.workers} workers; {args.rounds} rounds"
-        )
+        corpora = {"long_documents": _long_corpus(work), "builtin_corpus": _builtin_corpus(work)}
+        half = work / "half.txt"  # the first half of the long corpus: memory vs corpus size
+        long_text = "".join(pathlib.Path(p).read_text() for p in corpora["long_documents"][0])
+        half.write_text(long_text[: len(long_text) // 2])
+        for name, (paths, words, docs) in corpora.items():
+            mb = sum(os.path.getsize(p) for p in paths) / 1e6
+            print(f"{name}: {mb:.1f} MB, {words:,} words, {docs:,} documents")
+        print(f"{args.workers} workers; {args.rounds} rounds")
 
         def ours(inputs: list[str], tag: str, beam: bool = False) -> dict[str, float]:
             out = work / f"{'beam' if beam else 'ours'}_{tag}"
@@ -147,42 +174,56 @@ def main() -> None:
                 env,
             )
 
-        results: dict[str, list[dict[str, float]]] = {"ours": [], "peer": [], "beam_direct": []}
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {
+            c: {"ours": [], "peer": [], "beam_direct": []} for c in corpora
+        }
         for r in range(args.rounds):
-            results["ours"].append(ours(plain, "full"))
-            print(f"round {r + 1}: ours {results['ours'][-1]['seconds']:.1f} s", flush=True)
-            if not args.skip_beam:
-                results["beam_direct"].append(ours(plain, "full", beam=True))
-                print(f"round {r + 1}: beam {results['beam_direct'][-1]['seconds']:.1f} s")
-            if not args.skip_peer:
-                results["peer"].append(peer(plain, "full"))
-                print(f"round {r + 1}: peer {results['peer'][-1]['seconds']:.1f} s", flush=True)
+            for corpus, (paths, _, _) in corpora.items():
+                results = runs[corpus]
+                results["ours"].append(ours(paths, corpus))
+                line = f"round {r + 1} {corpus}: ours {results['ours'][-1]['seconds']:.1f} s"
+                if not args.skip_beam and corpus == "long_documents":
+                    results["beam_direct"].append(ours(paths, corpus, beam=True))
+                    line += f", beam {results['beam_direct'][-1]['seconds']:.1f} s"
+                if not args.skip_peer:
+                    results["peer"].append(peer(paths, corpus))
+                    line += f", peer {results['peer'][-1]['seconds']:.1f} s"
+                print(line, flush=True)
         half_ours = ours([str(half)], "half")
         half_peer = None if args.skip_peer else peer([str(half)], "half")
 
         def med(runs, key):
             return statistics.median(x[key] for x in runs)
 
-        table = {}
-        for name, runs in results.items():
-            if runs:
-                secs = med(runs, "seconds")
-                table[name] = {
-                    "seconds": round(secs, 2),
-                    "words_per_second": round(words / secs),
-                    "peak_rss_mb_sum": round(med(runs, "rss_sum_mb")),
-                    "peak_rss_mb_largest_process": round(med(runs, "rss_max_mb")),
-                }
-        table["ours"]["half_corpus_peak_rss_mb_sum"] = round(half_ours["rss_sum_mb"])
+        table: dict = {"workers": args.workers, "rounds": args.rounds}
+        for corpus, results in runs.items():
+            paths, words, docs = corpora[corpus]
+            row: dict = {"words": words, "documents": docs}
+            for name, measured in results.items():
+                if measured:
+                    secs = med(measured, "seconds")
+                    row[name] = {
+                        "seconds": round(secs, 2),
+                        "words_per_second": round(words / secs),
+                        "peak_rss_mb_sum": round(med(measured, "rss_sum_mb")),
+                        "peak_rss_mb_largest_process": round(med(measured, "rss_max_mb")),
+                        "rounds_seconds": [round(x["seconds"], 2) for x in measured],
+                    }
+            if "beam_direct" in row:
+                row["beam_vs_local"] = round(
+                    row["beam_direct"]["words_per_second"] / row["ours"]["words_per_second"], 2
+                )
+            if "peer" in row:
+                row["speed_ratio"] = round(
+                    row["ours"]["words_per_second"] / row["peer"]["words_per_second"], 1
+                )
+            table[corpus] = row
+        table["long_documents"]["ours"]["half_corpus_peak_rss_mb_sum"] = round(
+            half_ours["rss_sum_mb"]
+        )
         if half_peer:
-            table["peer"]["half_corpus_peak_rss_mb_sum"] = round(half_peer["rss_sum_mb"])
-        if "beam_direct" in table:
-            table["beam_vs_local"] = round(
-                table["beam_direct"]["words_per_second"] / table["ours"]["words_per_second"], 2
-            )
-        if "peer" in table:
-            table["speed_ratio"] = round(
-                table["ours"]["words_per_second"] / table["peer"]["words_per_second"], 1
+            table["long_documents"]["peer"]["half_corpus_peak_rss_mb_sum"] = round(
+                half_peer["rss_sum_mb"]
             )
         print(json.dumps(table, indent=2))
         if args.json:

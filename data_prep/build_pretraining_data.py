@@ -19,10 +19,12 @@ import dataclasses
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import sys
 import time
-from concurrent import futures
+import traceback
+import types
 from typing import Any
 
 from absl import app, flags
@@ -316,23 +318,39 @@ def write_shard(settings: Settings, shard: int, parts) -> dict[str, Any]:
     return stats
 
 
-_WORKER: _Worker | None = None
-
-
-def _init_worker(settings: Settings, chunks: list[text_source.Chunk], progress: Any) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _limit_threads() -> None:
+    """One TensorFlow thread per process: processes, not threads, give the speed."""
     import tensorflow as tf
 
-    # One thread per worker process: processes, not threads, give the speed.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    global _WORKER
-    _WORKER = _Worker(settings, chunks, progress)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime already started in this process
+        pass
 
 
-def _run_shard(shard: int) -> dict[str, Any]:
-    assert _WORKER is not None
-    return _WORKER.process_shard(shard)
+def _claim(counter: Any, todo: list[int]) -> int | None:
+    """The next unclaimed shard of `todo` (shared by every process), or None."""
+    with counter.get_lock():
+        i = counter.value
+        if i >= len(todo):
+            return None
+        counter.value = i + 1
+    return todo[i]
+
+
+def _child(settings: Settings, chunks, progress, counter, todo, results) -> None:
+    """A worker process: claims shards until none are left, putting (shard,
+    stats) on `results`, or (None, traceback) if it fails."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        _limit_threads()
+        worker = _Worker(settings, chunks, progress)
+        while (shard := _claim(counter, todo)) is not None:
+            results.put((shard, worker.process_shard(shard)))
+    except BaseException:
+        results.put((None, traceback.format_exc()))
+        raise
 
 
 # --- Orchestration -----------------------------------------------------------------
@@ -451,33 +469,84 @@ def build(
     total_bytes = sum(c.length for c in chunks)
     progress = _Progress(total_bytes)
     results = dict(done)
-    workers = min(num_workers, len(todo))
-    if workers == 1:
-        worker = _Worker(settings, chunks, None)
-        for shard in todo:
-            results[shard] = worker.process_shard(shard)
-            progress.add({k: v for k, v in results[shard].items() if isinstance(v, int)})
-    elif workers > 1:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Inherited by the workers.
-        # spawn, not fork: the parent may hold TensorFlow's threads.
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        with futures.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(settings, chunks, queue)
-        ) as pool:
-            pending = {pool.submit(_run_shard, shard): shard for shard in todo}
-            while pending:
-                finished, _ = futures.wait(pending, timeout=0.2)
-                for future in finished:
-                    results[pending.pop(future)] = future.result()
-                while not queue.empty():
-                    progress.add(queue.get())
-            while not queue.empty():
-                progress.add(queue.get())
+    workers = max(1, min(num_workers, len(todo)))
+    results.update(_process_shards(settings, chunks, todo, workers, progress))
     progress.show(end="\n")
     elapsed = time.time() - start
 
     return write_dataset_info(settings, vocab, results, todo, elapsed, workers, command)
+
+
+def _process_shards(
+    settings: Settings, chunks: list[text_source.Chunk], todo: list[int], workers: int, progress
+) -> dict[int, dict[str, Any]]:
+    """Runs `todo` on this process and `workers - 1` spawned ones.
+
+    Shards are claimed one at a time from a shared counter, and this process
+    works from the start: a spawned worker spends seconds importing
+    TensorFlow before its first shard, so a small corpus is done here before
+    the others are up (they are then stopped), and a large one keeps every
+    process busy to the end. Shard files are written atomically, so stopping
+    a worker that holds no unfinished shard loses nothing.
+    """
+    results: dict[int, dict[str, Any]] = {}
+    if not todo:
+        return results
+    ctx = mp.get_context("spawn")  # not fork: this process may hold TensorFlow's threads
+    counter, done, updates = ctx.Value("i", 0), ctx.Queue(), ctx.Queue()
+    children = []
+    if workers > 1:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by the workers
+        _limit_threads()
+        children = [
+            ctx.Process(
+                target=_child,
+                args=(settings, chunks, updates, counter, todo, done),
+                daemon=True,
+            )
+            for _ in range(workers - 1)
+        ]
+        for child in children:
+            child.start()
+
+    def collect(timeout: float) -> None:
+        while True:
+            try:
+                progress.add(updates.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            shard, stats = done.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if shard is None:
+            raise RuntimeError(f"a data_prep worker process failed:\n{stats}")
+        results[shard] = stats
+
+    try:
+        here = _Worker(settings, chunks, types.SimpleNamespace(put=progress.add))
+        while (shard := _claim(counter, todo)) is not None:
+            results[shard] = here.process_shard(shard)
+            collect(0)
+        while len(results) < len(todo):
+            collect(0.2)
+            if len(results) < len(todo) and not any(c.is_alive() for c in children):
+                collect(1.0)  # a result may still be in flight from an exited worker
+                if len(results) < len(todo):
+                    codes = sorted({c.exitcode for c in children})
+                    missing = sorted(set(todo) - set(results))
+                    raise RuntimeError(
+                        f"a data_prep worker process exited (status {codes}) before "
+                        f"finishing shard(s) {missing}; rerun the same command to resume "
+                        "(finished shards are kept)"
+                    )
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+            child.join()
+    collect(0)
+    return results
 
 
 def write_dataset_info(

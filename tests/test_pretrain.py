@@ -106,6 +106,31 @@ def test_precision_and_xla_paths_run(masked_data, tmp_path, precision, jit):
     assert results["step"] == 4 and np.isfinite(results["train"]["loss"])
 
 
+@pytest.mark.slow
+def test_bfloat16_follows_the_float32_loss_curve(masked_data, tmp_path):
+    """300 steps of the same run in float32 and mixed bfloat16: the mean loss
+    over the last 50 steps agrees within a few percent, and both learned."""
+    untrained = run_pretraining(
+        _options(masked_data, tmp_path / "start", num_train_steps=10, log_every_steps=10)
+    )["train"]["loss"]
+    final = {}
+    for precision in ("float32", "bfloat16"):
+        results = run_pretraining(
+            _options(
+                masked_data,
+                tmp_path / precision,
+                num_train_steps=300,
+                warmup_steps=30,
+                log_every_steps=50,
+                save_checkpoints_steps=300,
+                mixed_precision=precision,
+            )
+        )
+        final[precision] = results["train"]["loss"]
+    assert final["float32"] < 0.8 * untrained, (untrained, final)
+    assert final["bfloat16"] == pytest.approx(final["float32"], rel=0.05), final
+
+
 def test_data_that_does_not_fit_the_model_is_refused(masked_data, tmp_path):
     with pytest.raises(
         ValueError, match="vocab_size=30522 but the training run uses vocab_size=1000"
