@@ -36,6 +36,10 @@ NOISE = re.compile(
 )
 
 _state: dict = {}
+# Written by this process at exit to stop the reader. End-of-file cannot do
+# it: every process spawned meanwhile (multiprocessing workers, its resource
+# tracker) inherited descriptor 2 and holds the pipe open until it exits.
+_END = b"\0electra_tf.console end\0"
 
 
 def is_noise(line: bytes) -> bool:
@@ -57,6 +61,7 @@ def install() -> None:
         original = os.dup(2)
         read_fd, write_fd = os.pipe()
         os.dup2(write_fd, 2)
+        end_fd = os.dup(write_fd)  # not inherited by children (os.dup's default)
         os.close(write_fd)
     except OSError:  # no usable descriptor 2 (a daemon, an odd launcher): leave it be
         return
@@ -68,23 +73,31 @@ def install() -> None:
             if not chunk:
                 break
             pending += chunk
+            ended = _END in pending
+            if ended:
+                pending = pending.split(_END, 1)[0]
             *lines, pending = pending.split(b"\n")
             kept = [line + b"\n" for line in lines if not is_noise(line)]
             if kept:
                 os.write(original, b"".join(kept))
+            if ended:
+                break
         if pending and not is_noise(pending):
             os.write(original, pending)
-        os.close(read_fd)
 
     reader = threading.Thread(target=pump, name="stderr-filter", daemon=True)
     reader.start()
-    _state.update(original=original, reader=reader)
+    _state.update(original=original, reader=reader, end_fd=end_fd)
     atexit.register(_restore)
 
 
 def _restore() -> None:
+    """Puts the original standard error back once the reader has forwarded
+    everything this process wrote."""
     sys.stderr.flush()
-    os.dup2(_state["original"], 2)  # drops this process's write end: the reader sees EOF
+    os.dup2(_state["original"], 2)
+    os.write(_state["end_fd"], _END)
+    os.close(_state["end_fd"])
     _state["reader"].join(timeout=5)
 
 
