@@ -19,6 +19,7 @@ import dataclasses
 import json
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import random
 import sys
@@ -341,15 +342,19 @@ def _claim(counter: Any, todo: list[int]) -> int | None:
 
 def _child(settings: Settings, chunks, progress, counter, todo, results) -> None:
     """A worker process: claims shards until none are left, putting (shard,
-    stats) on `results`, or (None, traceback) if it fails."""
+    stats) on `results`, or (None, (error, traceback)) if it fails."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _limit_threads()
         worker = _Worker(settings, chunks, progress)
         while (shard := _claim(counter, todo)) is not None:
             results.put((shard, worker.process_shard(shard)))
-    except BaseException:
-        results.put((None, traceback.format_exc()))
+    except Exception as e:
+        try:
+            pickle.dumps(e)
+        except Exception:  # noqa: BLE001 - an exception that cannot cross processes
+            e = RuntimeError(str(e))
+        results.put((None, (e, traceback.format_exc())))
         raise
 
 
@@ -520,7 +525,10 @@ def _process_shards(
         except queue.Empty:
             return
         if shard is None:
-            raise RuntimeError(f"a data_prep worker process failed:\n{stats}")
+            error, trace = stats
+            if isinstance(error, ValueError):  # bad input: the message names it
+                raise error
+            raise RuntimeError(f"a data_prep worker process failed:\n{trace}")
         results[shard] = stats
 
     try:

@@ -290,3 +290,50 @@ def _ids(directory):
     spec = {"input_ids": tf.io.FixedLenFeature([128], tf.int64)}
     for raw in _records(directory):
         yield tf.io.parse_single_example(raw, spec)["input_ids"].numpy()
+
+
+def test_a_worker_processs_error_reaches_the_parent_whole(monkeypatch):
+    import multiprocessing as mp
+    import queue
+
+    from data_prep import build_pretraining_data as job
+
+    def broken(*args, **kwargs):
+        raise ValueError("--input=notes.txt: cannot be read")
+
+    monkeypatch.setattr(job, "_Worker", broken)
+    results = queue.Queue()
+    with pytest.raises(ValueError):
+        job._child(None, [], None, mp.Value("i", 0), [0], results)
+    shard, (error, trace) = results.get_nowait()
+    # The parent re-raises a ValueError as is, so the CLI prints its message
+    # (naming the file) and exits 2, as when this process hits it.
+    assert shard is None and isinstance(error, ValueError)
+    assert "notes.txt" in str(error) and "Traceback" in trace
+
+
+def test_a_worker_process_writes_the_shards_it_claims(moby_sample, vocab_path, tmp_path):
+    """What a spawned worker runs, in this process: it claims shards from the
+    shared counter and writes the same bytes as a single-process build."""
+    import multiprocessing as mp
+    import queue
+
+    from data_prep import build_pretraining_data as job
+    from data_prep import text_source
+
+    common = dict(
+        inputs=(moby_sample,), vocab=vocab_path, max_seq_length=64, num_shards=2, chunk_bytes=65536
+    )
+    build(Settings(output_dir=str(tmp_path / "single"), **common), num_workers=1)
+    settings = Settings(output_dir=str(tmp_path / "worker"), **common)
+    job.prepare_output_dir(settings, settings.fingerprint(job.Vocab.load(vocab_path)), False)
+    chunks = text_source.plan_chunks([moby_sample], settings.chunk_bytes)
+    counter, results, updates = mp.Value("i", 0), queue.Queue(), queue.Queue()
+    job._child(settings, chunks, updates, counter, [1, 0], results)
+    assert [results.get_nowait()[0] for _ in range(2)] == [1, 0] and counter.value == 2
+    assert not updates.empty()  # per-chunk progress for the parent's status line
+    for shard in (0, 1):
+        name = settings.shard_name(shard)
+        assert (tmp_path / "worker" / name).read_bytes() == (
+            tmp_path / "single" / name
+        ).read_bytes()
