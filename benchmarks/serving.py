@@ -1,6 +1,6 @@
 r"""Serving latency and throughput of one fine-tuned ELECTRA-Small classifier.
 
-    python benchmarks/serving.py [--rounds=3] [--requests=200]
+    python benchmarks/serving.py [--rounds=3] [--requests=200] [--threads=N]
 
 Fine-tunes `small` briefly on the SST-2-like set (the weights only need to be
 real; speed does not depend on accuracy), then measures, interleaved over
@@ -11,8 +11,11 @@ real; speed does not depend on accuracy), then measures, interleaved over
 * tflite-<variant>: each TFLite variant with the Python tokenizer, batch 1.
 Batch-1 latency (p50/p99 over --requests dev sentences, one request at a
 time) and batch-32 throughput (the 1,056 dev sentences in batches of 32;
-TFLite runs batch 1, so its figure is sequential). Writes
-benchmarks/results_serving.json and prints a Markdown table.
+TFLite runs batch 1, so its figure is sequential). --threads sets both
+frameworks' intra-op threads (default: all cores; 1 is what a latency-bound
+server would run). Writes benchmarks/results_serving.json
+(results_serving_threads<N>.json for other thread counts) and prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -40,10 +43,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Intra-op threads for both TensorFlow and PyTorch (1 favours batch-1 latency).",
+    )
     args = parser.parse_args()
     sys.path.insert(0, REPO)
     import numpy as np
     import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     import tensorflow_text  # noqa: F401
     import torch
     import transformers
@@ -56,7 +67,7 @@ def main() -> None:
     from electra_tf.serving.saved_model import export
     from electra_tf.serving.tflite import LiteClassifier, convert
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     work = tempfile.mkdtemp(prefix="serving-bench-")
     quiet = io.StringIO()
     sst2 = os.path.join(SHARED, "sst2_like")
@@ -161,12 +172,17 @@ def main() -> None:
         "model": "ELECTRA-Small classifier (12 layers, hidden 256), max 128 tokens",
         "rounds": args.rounds,
         "requests": len(requests),
-        "threads": {"tensorflow": "default", "torch": torch.get_num_threads(), "tflite": 1},
+        "threads": {"tensorflow": args.threads, "torch": torch.get_num_threads(), "tflite": 1},
         "label_agreement": agreement,
         "tflite_file_bytes": file_sizes,
         "results": results,
     }
-    with open(os.path.join(HERE, "results_serving.json"), "w") as f:
+    name = (
+        "results_serving.json"
+        if args.threads == (os.cpu_count() or 1)
+        else (f"results_serving_threads{args.threads}.json")
+    )
+    with open(os.path.join(HERE, name), "w") as f:
         json.dump(out, f, indent=2)
     print(json.dumps(out, indent=2))
     print("\n| system | batch-1 p50 (ms) | batch-1 p99 (ms) | batch-32 throughput (ex/s) |")
