@@ -494,25 +494,28 @@ def _process_shards(
     process busy to the end. Shard files are written atomically, so stopping
     a worker that holds no unfinished shard loses nothing.
     """
-    results: dict[int, dict[str, Any]] = {}
     if not todo:
-        return results
+        return {}
+    if workers == 1:
+        # No shared counter or queues: their semaphores would start
+        # multiprocessing's resource-tracker process for nothing.
+        here = _Worker(settings, chunks, types.SimpleNamespace(put=progress.add))
+        return {shard: here.process_shard(shard) for shard in todo}
+    results: dict[int, dict[str, Any]] = {}
     ctx = mp.get_context("spawn")  # not fork: this process may hold TensorFlow's threads
     counter, done, updates = ctx.Value("i", 0), ctx.Queue(), ctx.Queue()
-    children = []
-    if workers > 1:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by the workers
-        _limit_threads()
-        children = [
-            ctx.Process(
-                target=_child,
-                args=(settings, chunks, updates, counter, todo, done),
-                daemon=True,
-            )
-            for _ in range(workers - 1)
-        ]
-        for child in children:
-            child.start()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by the workers
+    _limit_threads()
+    children = [
+        ctx.Process(
+            target=_child,
+            args=(settings, chunks, updates, counter, todo, done),
+            daemon=True,
+        )
+        for _ in range(workers - 1)
+    ]
+    for child in children:
+        child.start()
 
     def collect(timeout: float) -> None:
         while True:
