@@ -6,8 +6,8 @@ Both tools turn the same text into masked TFRecords with the standard
 uncased vocab, max_seq_length 128, dupe_factor 1, timed end to end (process
 start to the last shard written), on two corpora of different shape:
 * long_documents: ~20 MB of ../shared/data/corpus text (sotu, web, mhcc;
-  decompressed to plain .txt for the peer, which cannot read .gz), 84 long
-  documents;
+  decompressed to plain .txt for the peer, which cannot read .gz), three
+  files without blank lines, so three long documents;
 * builtin_corpus: the demo's corpus (`data_prep.builtin_corpus`, Python's
   docstrings), thousands of short documents.
 Runs are interleaved; medians are reported. Peak RSS is sampled every 50 ms

@@ -42,20 +42,9 @@ import time
 BATCH, LENGTH, N_MASK = 32, 128, 19
 VOCAB, HIDDEN, LAYERS, HEADS, FFN, EMB = 30522, 256, 12, 4, 1024, 128
 G_HIDDEN, G_HEADS, G_FFN = 64, 1, 256
-SYSTEMS = (
-    "ours",
-    "ours_xla",
-    "ours_bf16",
-    "hf",
-    "hf_compile",
-    "hf_bf16",
-    "model_garden",
-    "model_garden_bf16",
-)
-F32_PEERS = ("hf", "hf_compile", "model_garden")
-BF16_PEERS = ("hf_bf16", "model_garden_bf16")
-# The matmul peak each system's MFU is taken against: its own framework's, in
-# its own precision, measured in the same run.
+# Every system, in the order each round runs them, with the matmul peak its
+# MFU is taken against: its own framework's, in its own precision, measured
+# in the same run.
 PEAK_OF = {
     "ours": "tf_float32",
     "ours_xla": "tf_float32",
@@ -66,6 +55,9 @@ PEAK_OF = {
     "model_garden": "tf_float32",
     "model_garden_bf16": "tf_bfloat16",
 }
+SYSTEMS = tuple(PEAK_OF)
+F32_PEERS = ("hf", "hf_compile", "model_garden")
+BF16_PEERS = ("hf_bf16", "model_garden_bf16")
 
 
 def model_flops_per_sequence(mlm_positions: int = N_MASK) -> float:
@@ -453,8 +445,9 @@ def summarize(runs: dict[str, list[dict]], systems: list[str]) -> dict:
             "first_step_s": round(med(name, "first_step_s"), 1),
             "rounds": [round(x["seq_per_s"], 2) for x in runs[name]],
         }
-        if med(name, "launch_to_first_step_s"):
-            table[name]["launch_to_first_step_s"] = round(med(name, "launch_to_first_step_s"), 1)
+        launch = med(name, "launch_to_first_step_s")
+        if launch:
+            table[name]["launch_to_first_step_s"] = round(launch, 1)
 
     def ratio(ours, peers):
         ours = [s for s in ours if s in table]

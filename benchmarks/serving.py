@@ -180,7 +180,7 @@ def main() -> None:
     name = (
         "results_serving.json"
         if args.threads == (os.cpu_count() or 1)
-        else (f"results_serving_threads{args.threads}.json")
+        else f"results_serving_threads{args.threads}.json"
     )
     with open(os.path.join(HERE, name), "w") as f:
         json.dump(out, f, indent=2)
