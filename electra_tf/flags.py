@@ -148,6 +148,14 @@ def define_pretrain_flags() -> None:
     )
     flags.DEFINE_float("gen_weight", 1.0, "Weight of the generator MLM loss.")
     flags.DEFINE_float("disc_weight", 50.0, "Weight of the discriminator loss.")
+    flags.DEFINE_enum(
+        "disc_bias_init",
+        "prior",
+        ["prior", "zero"],
+        "prior: the replaced-token head's output bias starts at the logit of --mask_rate, "
+        "the share of replaced tokens at the start, so the encoder does not collapse to "
+        "learn that base rate; zero: the reference's initialisation.",
+    )
     flags.DEFINE_float("temperature", 1.0, "Sampling temperature for replacements.")
     flags.DEFINE_float(
         "temperature_start",

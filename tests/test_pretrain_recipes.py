@@ -311,3 +311,49 @@ def test_discriminator_only_init_gets_a_fresh_generator_of_the_configured_size(
     assert gen.backbone.hidden_size == 16
     with pytest.raises(ValueError, match="no discriminator tower"):
         init_tower_dirs(str(tmp_path / "nowhere"))
+
+
+def test_disc_prior_sets_only_the_head_bias():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    plain = ElectraPretrainer(_config())
+    plain.build()
+    keras.utils.set_random_seed(3)
+    prior = ElectraPretrainer(_config(), disc_prior=0.15)
+    prior.build()
+    bias_path = prior.discriminator.head.dense_prediction.bias.path
+    differing = [
+        a.path
+        for a, b in zip(plain.weights, prior.weights, strict=True)
+        if not np.array_equal(a.numpy(), b.numpy())
+    ]
+    assert differing == [bias_path]
+    assert float(prior.discriminator.head.dense_prediction.bias[0]) == pytest.approx(
+        np.log(0.15 / 0.85), abs=1e-6
+    )
+    # The untrained discriminator now predicts the base rate for every token.
+    batch = _batch()
+    inputs = {k: batch[k] for k in ("input_ids", "input_mask", "segment_ids")}
+    probs = tf.sigmoid(prior.discriminator(inputs)).numpy()
+    assert abs(probs.mean() - 0.15) < 0.03
+    assert ElectraPretrainer.from_config(prior.get_config()).disc_prior == 0.15
+    with pytest.raises(ValueError, match="disc_prior"):
+        ElectraPretrainer(_config(), disc_prior=1.0)
+
+
+@pytest.mark.parametrize("init,expected", [("prior", np.log(0.2 / 0.8)), ("zero", 0.0)])
+def test_disc_bias_init_flag_reaches_the_model(tmp_path, init, expected):
+    from electra_tf.pretraining.job import PretrainOptions, build_pretrainer
+
+    options = PretrainOptions(
+        config=_config(), train_data="unused", model_dir=str(tmp_path), mask_rate=0.2,
+        disc_bias_init=init,
+    )  # fmt: skip
+    model = build_pretrainer(options)
+    model.build()
+    assert float(model.discriminator.head.dense_prediction.bias[0]) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="--disc_bias_init"):
+        PretrainOptions(
+            config=_config(), train_data="unused", model_dir=str(tmp_path), disc_bias_init="x"
+        ).validate()

@@ -16,6 +16,8 @@ accumulation) is `StepModel`'s.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -48,6 +50,16 @@ class ElectraPretrainer(PretrainerBase):
             segment table for both towers), "disentangled" (DeBERTa-v3's
             GDES: the discriminator reads stop_gradient(shared) + its own
             zero-initialised residual) or "none" (separate embeddings).
+        disc_prior: The share of tokens expected to be replaced at
+            initialisation (about the mask rate: an untrained generator
+            almost never samples the original). The replaced-token head's
+            output bias starts at its logit. None: a zero bias, as the
+            reference. Adam moves one bias by about the learning rate per
+            step, so from zero the base rate's logit (-1.7 for 15%) is
+            thousands of steps away, and the encoder learns it instead by
+            pushing every hidden state the same way: its outputs become the
+            same for every token within a hundred steps (the collapse
+            `hidden_spread` shows).
         **kwargs: `seed`, `grad_accum_steps`, `clip_norm`, `jit_compile` (see
             `StepModel`) and Keras' `name`, `dtype`.
 
@@ -70,6 +82,7 @@ class ElectraPretrainer(PretrainerBase):
         temperature_start: float | None = None,
         temperature_anneal_steps: int = 0,
         embedding_sharing: str = "shared",
+        disc_prior: float | None = None,
         **kwargs,
     ):
         kwargs.setdefault("name", "electra_pretrainer")
@@ -80,6 +93,8 @@ class ElectraPretrainer(PretrainerBase):
             )
         if temperature <= 0 or (temperature_start is not None and temperature_start <= 0):
             raise ValueError("temperatures must be positive")
+        if disc_prior is not None and not 0.0 < disc_prior < 1.0:
+            raise ValueError(f"disc_prior must be in (0, 1), got {disc_prior}")
         self.config = config
         self.gen_weight = float(gen_weight)
         self.disc_weight = float(disc_weight)
@@ -87,6 +102,7 @@ class ElectraPretrainer(PretrainerBase):
         self.temperature_start = None if temperature_start is None else float(temperature_start)
         self.temperature_anneal_steps = int(temperature_anneal_steps)
         self.embedding_sharing = embedding_sharing
+        self.disc_prior = None if disc_prior is None else float(disc_prior)
         policy = self.dtype_policy
         if embedding_sharing == "shared":
             self.discriminator = ElectraDiscriminator(config, dtype=policy)
@@ -116,6 +132,9 @@ class ElectraPretrainer(PretrainerBase):
     def build(self, input_shape=None):
         self.discriminator.build()
         self.generator.build()
+        if self.disc_prior is not None:
+            bias = self.discriminator.head.dense_prediction.bias
+            bias.assign(tf.fill(bias.shape, math.log(self.disc_prior / (1.0 - self.disc_prior))))
         self.built = True
 
     def _metric_list(self):
@@ -251,6 +270,7 @@ class ElectraPretrainer(PretrainerBase):
             "temperature_start": self.temperature_start,
             "temperature_anneal_steps": self.temperature_anneal_steps,
             "embedding_sharing": self.embedding_sharing,
+            "disc_prior": self.disc_prior,
         }
 
     @classmethod

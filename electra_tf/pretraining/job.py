@@ -54,6 +54,9 @@ from electra_tf.vocab import Vocab
 OBJECTIVES = ("electra", "mlm")
 
 
+DISC_BIAS_INITS = ("prior", "zero")
+
+
 @dataclasses.dataclass(kw_only=True)
 class PretrainOptions(RunOptions):
     """Everything a pre-training run needs (the pretrain flags, typed)."""
@@ -77,6 +80,7 @@ class PretrainOptions(RunOptions):
     init_checkpoint: str | None = None
     gen_weight: float = 1.0
     disc_weight: float = 50.0
+    disc_bias_init: str = "prior"
     temperature: float = 1.0
     temperature_start: float | None = None
     temperature_anneal_steps: int = 0
@@ -123,6 +127,10 @@ class PretrainOptions(RunOptions):
             )
         if not 0.0 < self.mask_rate < 1.0:
             raise ValueError(f"--mask_rate must be in (0, 1), got {self.mask_rate}")
+        if self.disc_bias_init not in DISC_BIAS_INITS:
+            raise ValueError(
+                f"--disc_bias_init must be one of {DISC_BIAS_INITS}, got {self.disc_bias_init!r}"
+            )
 
     @property
     def masking_scheme(self) -> str:
@@ -209,6 +217,7 @@ def build_pretrainer(options: PretrainOptions) -> PretrainerBase:
         temperature_start=options.temperature_start,
         temperature_anneal_steps=options.temperature_anneal_steps,
         embedding_sharing=options.embedding_sharing,
+        disc_prior=options.mask_rate if options.disc_bias_init == "prior" else None,
         **common,
     )
 
