@@ -22,8 +22,8 @@ machine affords:
    the encoder's hidden-state spread (the collapse signal).
 3. Fine-tuning. Random init, the ELECTRA discriminator and the MLM encoder,
    each on the full SST-2-like training set, on a fixed 1,000-example subset
-   of it, and on WNUT-16 NER; --seeds seeds each; the score of the FINAL
-   checkpoint on the dev set (never the best epoch).
+   of it, and on WNUT-16 NER, all with the same recipe; --seeds seeds each;
+   the score of the FINAL checkpoint on the dev set (never the best epoch).
 
 Writes benchmarks/results_learning.json and benchmarks/learning_curves.png.
 """
