@@ -344,7 +344,7 @@ def test_disc_prior_sets_only_the_head_bias():
 
 @pytest.mark.parametrize("init,expected", [("prior", np.log(0.2 / 0.8)), ("zero", 0.0)])
 def test_disc_bias_init_flag_reaches_the_model(tmp_path, init, expected):
-    from electra_tf.pretraining.job import PretrainOptions, build_pretrainer
+    from electra_tf.pretraining.job import PretrainOptions, build_pretrainer, disc_bias_warning
 
     options = PretrainOptions(
         config=_config(), train_data="unused", model_dir=str(tmp_path), mask_rate=0.2,
@@ -353,6 +353,10 @@ def test_disc_bias_init_flag_reaches_the_model(tmp_path, init, expected):
     model = build_pretrainer(options)
     model.build()
     assert float(model.discriminator.head.dense_prediction.bias[0]) == pytest.approx(expected)
+    warning = disc_bias_warning(options)
+    assert (warning is None) == (init == "prior")
+    if warning:
+        assert "--disc_bias_init=zero" in warning
     with pytest.raises(ValueError, match="--disc_bias_init"):
         PretrainOptions(
             config=_config(), train_data="unused", model_dir=str(tmp_path), disc_bias_init="x"

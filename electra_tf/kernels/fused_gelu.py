@@ -29,22 +29,30 @@ def _normal_cdf(x):
     return 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
 
 
+# Both kernels compute in float32 and round once at the end. On bfloat16
+# inputs XLA's CPU backend otherwise converts around every elementwise op
+# (forward 5.4 -> 3.2 ms, gradient 9.6 -> 4.3 ms for [4096, 1024] on an
+# AVX512_BF16 EPYC); for float32 inputs the casts are no-ops.
 @tf.function(jit_compile=True)
 def _forward(x, approximate: bool):
+    x32 = tf.cast(x, tf.float32)
     if approximate:
-        return tf.nn.gelu(x, approximate=True)
-    return x * _normal_cdf(x)
+        return tf.cast(tf.nn.gelu(x32, approximate=True), x.dtype)
+    return tf.cast(x32 * _normal_cdf(x32), x.dtype)
 
 
 @tf.function(jit_compile=True)
 def _backward(x, dy, approximate: bool):
+    x32, dy32 = tf.cast(x, tf.float32), tf.cast(dy, tf.float32)
     if approximate:
         # d/dx 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x^3)
-        t = tf.tanh(_TANH_C * (x + 0.044715 * x * x * x))
-        du = _TANH_C * (1.0 + 3.0 * 0.044715 * x * x)
-        return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
-    # d/dx x Phi(x) = Phi(x) + x phi(x)
-    return dy * (_normal_cdf(x) + x * _INV_SQRT_2PI * tf.exp(-0.5 * x * x))
+        t = tf.tanh(_TANH_C * (x32 + 0.044715 * x32 * x32 * x32))
+        du = _TANH_C * (1.0 + 3.0 * 0.044715 * x32 * x32)
+        grad = dy32 * (0.5 * (1.0 + t) + 0.5 * x32 * (1.0 - t * t) * du)
+    else:
+        # d/dx x Phi(x) = Phi(x) + x phi(x)
+        grad = dy32 * (_normal_cdf(x32) + x32 * _INV_SQRT_2PI * tf.exp(-0.5 * x32 * x32))
+    return tf.cast(grad, x.dtype)
 
 
 def fused_gelu(x: tf.Tensor, approximate: bool = False) -> tf.Tensor:

@@ -37,6 +37,7 @@ from electra_tf.engine.loop import Engine, RunOptions, batches_per_step
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
 from electra_tf.optimization import (
+    STARVING_WARMUP_STEPS,
     bias_correction_warning,
     create_optimizer,
     resolve_bias_correction,
@@ -196,6 +197,22 @@ def _masker_for(options: PretrainOptions, data: data_lib.PretrainingData) -> Mas
             whole_word=options.whole_word_masking,
         ),
         vocab,
+    )
+
+
+def disc_bias_warning(options: PretrainOptions) -> str | None:
+    """A warning when a fresh discriminator starts from a zero head bias behind a short warmup."""
+    if (
+        options.disc_bias_init != "zero"
+        or options.init_checkpoint
+        or options.warmup_steps >= STARVING_WARMUP_STEPS
+    ):
+        return None
+    return (
+        f"warning: --disc_bias_init=zero with --warmup_steps={options.warmup_steps}: the "
+        "encoder learns the base rate of replaced tokens itself by making its outputs the "
+        "same for every token (in our short runs its held-out hidden-state spread fell from "
+        "0.92 to 0.001 within 100 steps). Drop the flag to start the bias at the base rate."
     )
 
 
@@ -467,9 +484,13 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
             atomic_write_json(
                 os.path.join(options.model_dir, "pretrain_options.json"), options.to_json_dict()
             )
-        warning = bias_correction_warning(options.bias_correction, options.warmup_steps)
-        if warning and options.objective == "electra":
-            print(warning, file=sys.stderr, flush=True)
+        if options.objective == "electra":
+            for warning in (
+                bias_correction_warning(options.bias_correction, options.warmup_steps),
+                disc_bias_warning(options),
+            ):
+                if warning:
+                    print(warning, file=sys.stderr, flush=True)
         model = _build(options, engine)
         train_data, eval_data = _datasets(options, inputs, engine)
         if eval_data is not None:
