@@ -347,9 +347,12 @@ def test_disc_bias_init_flag_reaches_the_model(tmp_path, init, expected):
     from electra_tf.pretraining.job import PretrainOptions, build_pretrainer, disc_bias_warning
 
     options = PretrainOptions(
-        config=_config(), train_data="unused", model_dir=str(tmp_path), mask_rate=0.2,
+        config=_config(),
+        train_data="unused",
+        model_dir=str(tmp_path),
+        mask_rate=0.2,
         disc_bias_init=init,
-    )  # fmt: skip
+    )
     model = build_pretrainer(options)
     model.build()
     assert float(model.discriminator.head.dense_prediction.bias[0]) == pytest.approx(expected)
