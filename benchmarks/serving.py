@@ -5,17 +5,20 @@ r"""Serving latency and throughput of one fine-tuned ELECTRA-Small classifier.
 Fine-tunes `small` briefly on the SST-2-like set (the weights only need to be
 real; speed does not depend on accuracy), then measures, interleaved over
 --rounds (medians reported), text in -> label out:
-* ours: the exported SavedModel's `serving_default` (in-graph tokenization);
+* ours: the exported SavedModel's `serving_default` (in-graph tokenization),
+  served as the README recommends for a CPU: one intra-op thread per op,
+  --threads inter-op threads, exported with --batch_shards=--threads so that
+  a batch is spread over the cores (--tf_threading=pool: TensorFlow's
+  default of --threads intra-op threads and no shards, for comparison);
 * hf: the Hugging Face transformers `text-classification` pipeline in PyTorch
   with the same weights (our HF export) and a fast tokenizer on the same vocab;
 * tflite-<variant>: each TFLite variant with the Python tokenizer, batch 1.
 Batch-1 latency (p50/p99 over --requests dev sentences, one request at a
 time) and batch-32 throughput (the 1,056 dev sentences in batches of 32;
-TFLite runs batch 1, so its figure is sequential). --threads sets both
-frameworks' intra-op threads (default: all cores; 1 is what a latency-bound
-server would run). Writes benchmarks/results_serving.json
-(results_serving_threads<N>.json for other thread counts) and prints a
-Markdown table.
+TFLite runs batch 1, so its figure is sequential). --threads is the cores
+each framework gets (default: all): PyTorch's threads, TensorFlow's as
+above. Writes benchmarks/results_serving.json (with a _threads<N> and/or
+_pool suffix for the other settings) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -47,14 +50,23 @@ def main() -> None:
         "--threads",
         type=int,
         default=os.cpu_count() or 1,
-        help="Intra-op threads for both TensorFlow and PyTorch (1 favours batch-1 latency).",
+        help="Cores for each framework: PyTorch's threads; TensorFlow's, see --tf_threading.",
+    )
+    parser.add_argument(
+        "--tf_threading",
+        choices=("shards", "pool"),
+        default="shards",
+        help="shards: 1 intra-op thread, --threads inter-op threads and batch shards; "
+        "pool: --threads intra-op threads, no shards (TensorFlow's default).",
     )
     args = parser.parse_args()
     sys.path.insert(0, REPO)
     import numpy as np
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    shards = args.threads if args.tf_threading == "shards" else 1
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads // shards)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import tensorflow_text  # noqa: F401
     import torch
     import transformers
@@ -86,7 +98,7 @@ def main() -> None:
         quiet,
     )
     best = f"{work}/model/final"
-    saved = export(best, f"{work}/serving/sst2")
+    saved = export(best, f"{work}/serving/sst2", batch_shards=shards)
     model, _ = load_task_model(best)
     huggingface.save(model, f"{work}/hf")
     hf_tokenizer = transformers.ElectraTokenizerFast(vocab_file=vocab, do_lower_case=True)
@@ -172,16 +184,22 @@ def main() -> None:
         "model": "ELECTRA-Small classifier (12 layers, hidden 256), max 128 tokens",
         "rounds": args.rounds,
         "requests": len(requests),
-        "threads": {"tensorflow": args.threads, "torch": torch.get_num_threads(), "tflite": 1},
+        "threads": {
+            "tensorflow": {"intra_op": args.threads // shards, "inter_op": args.threads},
+            "batch_shards": shards,
+            "torch": torch.get_num_threads(),
+            "tflite": 1,
+        },
         "label_agreement": agreement,
         "tflite_file_bytes": file_sizes,
         "results": results,
     }
-    name = (
-        "results_serving.json"
-        if args.threads == (os.cpu_count() or 1)
-        else f"results_serving_threads{args.threads}.json"
-    )
+    name = "results_serving"
+    if args.threads != (os.cpu_count() or 1):
+        name += f"_threads{args.threads}"
+    if args.tf_threading != "shards":
+        name += f"_{args.tf_threading}"
+    name += ".json"
     with open(os.path.join(HERE, name), "w") as f:
         json.dump(out, f, indent=2)
     print(json.dumps(out, indent=2))

@@ -25,10 +25,15 @@ def seed_generator_states(model: keras.Model) -> list[keras.Variable]:
     Uses `Layer._flatten_layers` and `Layer._seed_generators`.
     """
     states = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in sublayers(model):
         for generator in getattr(layer, "_seed_generators", []):
             states.append(generator.state)
     return states
+
+
+def sublayers(model: keras.Layer) -> list[keras.Layer]:
+    """`model` and every layer inside it, recursively (`Layer._flatten_layers`)."""
+    return list(model._flatten_layers(include_self=True, recursive=True))
 
 
 def local_resource(variable) -> tf.Tensor:

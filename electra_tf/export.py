@@ -31,6 +31,7 @@ def main(argv: list[str]) -> None:
             F.vocab,
             F.max_seq_length,
             F.max_answer_length,
+            batch_shards=F.batch_shards,
         )
     )
     print(f"exported {path}")

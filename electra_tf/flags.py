@@ -338,6 +338,13 @@ def define_export_flags() -> None:
         "max_seq_length", None, "Longest tokenized input (default: the fine-tuning data's)."
     )
     flags.DEFINE_integer("max_answer_length", 30, "QA: longest answer in word-pieces.")
+    flags.DEFINE_integer(
+        "batch_shards",
+        1,
+        "serving_default splits a batch into this many parts that run in parallel; set it "
+        "to the server's cores when serving with one intra-op thread "
+        "(--tensorflow_intra_op_parallelism=1), the fastest setting for single requests.",
+    )
 
 
 def define_tflite_flags() -> None:

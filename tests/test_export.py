@@ -49,7 +49,9 @@ def _keras_logits(model, tokenizer, texts, length, texts_b=None):
 @pytest.fixture(scope="module")
 def sst2_export(sst2_classifier, tmp_path_factory):
     base = tmp_path_factory.mktemp("serving") / "sst2"
-    return export(sst2_classifier, str(base))
+    # Sharded, as served with one intra-op thread: the Keras parity and the C++
+    # loader tests below then run the branching graph.
+    return export(sst2_classifier, str(base), batch_shards=2)
 
 
 def test_text_and_ids_signatures_match_keras(sst2_classifier, sst2_export, shared_data):
@@ -109,7 +111,9 @@ def test_versions_and_assets(sst2_classifier, tmp_path):
     assert f"exported {base / '3'}" in r.stdout
 
 
-def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None, head=None):
+def _tiny_export(
+    tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None, head=None, shards=1
+):
     config = ElectraConfig.from_preset("tiny", **TINY)
     model = ElectraTaskModel(
         config,
@@ -125,7 +129,9 @@ def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path
     info = {"task": kind, "kind": kind, "labels": labels, "pair": pair, "max_seq_length": 64,
             "lower_case": True, "squad": squad}  # fmt: skip
     save_for_export(model, info, str(data_dir), str(tmp_path / f"model-{kind}"))
-    return model, export(str(tmp_path / f"model-{kind}"), str(tmp_path / f"serve-{kind}"))
+    return model, export(
+        str(tmp_path / f"model-{kind}"), str(tmp_path / f"serve-{kind}"), batch_shards=shards
+    )
 
 
 def test_pair_classification_truncates_like_the_python_tokenizer(tmp_path, vocab_path, shared_data):
@@ -199,6 +205,39 @@ def test_tagging_and_pretrained_discriminator(tmp_path, vocab_path, masked_data)
     assert ((p >= 0) & (p <= 1)).all() and (p[1, 3:] == 0).all()  # padding is 0
     expected = tf.sigmoid(disc({k: v for k, v in _ids(vocab_path, ["a b c"]).items()}))
     np.testing.assert_allclose(p[:1], expected.numpy(), atol=1e-5)
+
+
+def test_batch_shards_give_the_same_outputs(tmp_path, vocab_path):
+    texts = ["John lives in Paris", "a", "the long and winding road to the sea", "", "b c", "d"]
+    (tmp_path / "whole").mkdir()
+    for kind, labels in (("classification", ["neg", "pos"]), ("tagging", ["O", "B-x", "I-x"])):
+        model, whole = _tiny_export(tmp_path / "whole", kind, labels, vocab_path=vocab_path)
+        shutil.copytree(tmp_path / "whole" / f"model-{kind}", tmp_path / f"model-{kind}")
+        path = export(str(tmp_path / f"model-{kind}"), str(tmp_path / "sharded"), batch_shards=4)
+        serve_whole = _load(whole).signatures["serving_default"]
+        serve_sharded = _load(path).signatures["serving_default"]
+        # 6 texts: four uneven shards; 2: fewer texts than shards, run whole; 0: empty.
+        for batch in (texts, texts[:2], texts[:1], []):
+            a = serve_whole(text=tf.constant(batch, tf.string))
+            b = serve_sharded(text=tf.constant(batch, tf.string))
+            assert a.keys() == b.keys()
+            for key in a:
+                assert a[key].shape == b[key].shape, (kind, key, len(batch))
+                if a[key].dtype.is_floating:
+                    np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-5)
+                else:
+                    np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+        # The model runs once per shard plus once in the small-batch branch.
+        assert _matmuls(serve_sharded) == 5 * _matmuls(serve_whole)
+    with pytest.raises(ValueError, match="--batch_shards must be >= 1"):
+        export(str(tmp_path / "model-tagging"), str(tmp_path / "bad"), batch_shards=0)
+    assert not (tmp_path / "bad").exists()
+
+
+def _matmuls(signature) -> int:
+    graph = signature.graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return sum("MatMul" in n.op for n in nodes)
 
 
 def _ids(vocab_path, texts):

@@ -176,6 +176,19 @@ def test_padding_keys_get_no_attention(kernels):
     assert not np.allclose(y[1, :5], unmasked[1, :5], atol=1e-3)
 
 
+def test_frozen_attention_serves_the_same_and_trains_on_the_weights():
+    layer = ElectraSelfAttention(num_heads=2)
+    x, bias = _layer_inputs()
+    before = layer(x, bias=bias).numpy()
+    layer.freeze_for_inference()
+    assert len(layer.weights) == 8  # the frozen copies are not weights (checkpoints unchanged)
+    np.testing.assert_allclose(layer(x, bias=bias).numpy(), before, atol=1e-6)
+    layer.query_kernel.assign(layer.query_kernel * 2.0)
+    # Inference reads the copies made at freezing; training reads the weights.
+    np.testing.assert_allclose(layer(x, bias=bias, training=False).numpy(), before, atol=1e-6)
+    assert not np.allclose(layer(x, bias=bias, training=True).numpy(), before, atol=1e-3)
+
+
 def test_transformer_layer_dropout_is_active_only_in_training(kernels):
     layer = ElectraTransformerLayer(num_heads=2, intermediate_size=32, dropout=0.3)
     x, bias = _layer_inputs()

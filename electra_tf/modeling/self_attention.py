@@ -84,15 +84,42 @@ class ElectraSelfAttention(keras.layers.Layer):
             add_dense_weights(self, name, (hidden, hidden), self.kernel_initializer)
         self.built = True
 
+    def _fused_qkv(self):
+        # The score scale is applied to the [hidden, hidden] query weights
+        # rather than to the activations.
+        scale = 1.0 / math.sqrt(self.head_size)
+        kernel = tf.concat([self.query_kernel * scale, self.key_kernel, self.value_kernel], 1)
+        bias = tf.concat([self.query_bias * scale, self.key_bias, self.value_bias], 0)
+        return kernel, bias
+
+    def freeze_for_inference(self) -> None:
+        """Computes the fused Q/K/V kernel and bias once, for inference graphs
+        traced from now on (an export), instead of in every call: for a single
+        short text, assembling them costs about as much as the product.
+
+        The copies do not follow later changes to the weights: call this only
+        on a model that will not be trained or reloaded again.
+        """
+        kernel, bias = self._fused_qkv()
+        frozen = (
+            tf.Variable(kernel, trainable=False, name="qkv_kernel"),
+            tf.Variable(bias, trainable=False, name="qkv_bias"),
+        )
+        # Not through Keras' __setattr__: these are not weights of the layer
+        # (checkpoints and weight maps stay as they are); the export saves them
+        # as variables its functions capture.
+        object.__setattr__(self, "_frozen_qkv", frozen)
+
     def call(self, inputs, bias=None, training=None):
         shape = tf.shape(inputs)
         batch, length = shape[0], shape[1]
         heads, size = self.num_heads, self.head_size
-        scale = 1.0 / math.sqrt(size)
-        # One matmul for Q, K and V; the score scale is applied to the
-        # [hidden, hidden] query weights rather than to the activations.
-        kernel = tf.concat([self.query_kernel * scale, self.key_kernel, self.value_kernel], 1)
-        qkv_bias = tf.concat([self.query_bias * scale, self.key_bias, self.value_bias], 0)
+        frozen = getattr(self, "_frozen_qkv", None)
+        if frozen is not None and not training:
+            kernel, qkv_bias = (tf.cast(t, inputs.dtype) for t in frozen)
+        else:
+            kernel, qkv_bias = self._fused_qkv()
+        # One matmul for Q, K and V.
         x = tf.reshape(inputs, [-1, self.hidden_size])
         qkv = dense(x, kernel, qkv_bias)
         qkv = tf.reshape(qkv, [batch, length, 3, heads, size])

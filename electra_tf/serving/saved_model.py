@@ -44,7 +44,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from electra_tf.compat import sublayers
 from electra_tf.config import ElectraConfig
+from electra_tf.modeling.self_attention import ElectraSelfAttention
 
 TEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
 PRETRAINED = "pretrained"  # task.json kind of a discriminator exported without a head
@@ -121,6 +123,10 @@ class ServingModule(tf.Module):
         max_seq_length: Longest tokenized input; longer text is truncated
             longest-segment-first.
         max_answer_length: QA: longest answer in word-pieces.
+        batch_shards: Text signatures split a batch of at least this many
+            texts into this many parts that run side by side. With one
+            intra-op thread per op (the fastest setting for single requests on
+            a CPU), this is what spreads one large batch over the cores.
     """
 
     def __init__(
@@ -130,8 +136,12 @@ class ServingModule(tf.Module):
         vocab_path: str,
         max_seq_length: int,
         max_answer_length: int = 30,
+        batch_shards: int = 1,
     ):
         super().__init__()
+        if batch_shards < 1:
+            raise ValueError(f"--batch_shards must be >= 1, got {batch_shards}")
+        self.batch_shards = batch_shards
         import tensorflow_text as tf_text
 
         self.model = model
@@ -223,11 +233,31 @@ class ServingModule(tf.Module):
     def _outputs(self, inputs):
         return self.adapter.outputs(self.model, self._pad_to_one(inputs), self)
 
+    def _sharded_outputs(self, inputs):
+        """`_outputs` on `batch_shards` slices of the batch, as independent
+        branches of the graph, so that the executor's inter-op threads run them
+        at once; batches smaller than that run whole."""
+        shards = self.batch_shards
+        if shards == 1:
+            return self._outputs(inputs)
+        inputs = self._pad_to_one(inputs)  # one width for every shard
+        n = tf.shape(inputs["input_ids"])[0]
+
+        def split():
+            bounds = [n * i // shards for i in range(shards + 1)]
+            parts = [
+                self._outputs({k: v[bounds[i] : bounds[i + 1]] for k, v in inputs.items()})
+                for i in range(shards)
+            ]
+            return tf.nest.map_structure(lambda *xs: tf.concat(xs, 0), *parts)
+
+        return tf.cond(n >= shards, split, lambda: self._outputs(inputs))
+
     # ---- signatures ----------------------------------------------------
 
     def text_fn(self, text, text_b=None):
         inputs, passage = self._tokenize(text, text_b)
-        return self.adapter.text_outputs(self._outputs(inputs), passage, self)
+        return self.adapter.text_outputs(self._sharded_outputs(inputs), passage, self)
 
     def encode_fn(self, inputs):
         """The encoder's final states, [CLS]'s, and the mask (for pooling)."""
@@ -342,8 +372,15 @@ def export(
     max_seq_length: int | None = None,
     max_answer_length: int = 30,
     lower_case: bool | None = None,
+    batch_shards: int = 1,
 ) -> str:
-    """Writes `export_dir/<version>/`; returns its path. Never overwrites a version."""
+    """Writes `export_dir/<version>/`; returns its path. Never overwrites a version.
+
+    `batch_shards`: see `ServingModule`; match it to the server's cores when
+    it runs one intra-op thread per op.
+    """
+    if batch_shards < 1:
+        raise ValueError(f"--batch_shards must be >= 1, got {batch_shards}")
     model, task, found_vocab = load_for_export(checkpoint)
     vocab = vocab or found_vocab
     if not vocab:
@@ -377,7 +414,10 @@ def export(
     os.makedirs(export_dir, exist_ok=True)
 
     task = dict(task, max_seq_length=max_seq_length)
-    module = ServingModule(model, task, vocab, max_seq_length, max_answer_length)
+    for layer in sublayers(model):  # the model was loaded for this export alone
+        if isinstance(layer, ElectraSelfAttention):
+            layer.freeze_for_inference()
+    module = ServingModule(model, task, vocab, max_seq_length, max_answer_length, batch_shards)
     staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=export_dir)
     try:
         assets = tempfile.mkdtemp(prefix="assets-", dir=staging)
