@@ -127,10 +127,10 @@ def prepare_data(
     in_domain = os.path.join(work, "sst2_train_sentences.txt")
     sentences = [sentence for sentence, _ in train_rows]  # the text, never the labels
     with open(in_domain, "w", encoding="utf-8") as f:
-        for copy in range(in_domain_repeats):
-            # Each copy in a new order, so packing gives every sentence new neighbours.
-            random.Random(copy).shuffle(sentences)
-            f.writelines(sentence + "\n" for sentence in sentences)
+        f.writelines(sentence + "\n" for sentence in sentences)
+        for copy in range(1, in_domain_repeats):
+            # Each further copy in a new order, so packing gives every sentence new neighbours.
+            f.writelines(s + "\n" for s in random.Random(copy).sample(sentences, len(sentences)))
     held_out = os.path.join(work, "held_out.txt")
     with gzip.open(os.path.join(SHARED, "corpus", f"{HELD_OUT}.txt.gz"), "rt") as f:
         text = f.read(2_000_000)

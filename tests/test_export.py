@@ -111,9 +111,7 @@ def test_versions_and_assets(sst2_classifier, tmp_path):
     assert f"exported {base / '3'}" in r.stdout
 
 
-def _tiny_export(
-    tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None, head=None, shards=1
-):
+def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None, head=None):
     config = ElectraConfig.from_preset("tiny", **TINY)
     model = ElectraTaskModel(
         config,
@@ -129,9 +127,7 @@ def _tiny_export(
     info = {"task": kind, "kind": kind, "labels": labels, "pair": pair, "max_seq_length": 64,
             "lower_case": True, "squad": squad}  # fmt: skip
     save_for_export(model, info, str(data_dir), str(tmp_path / f"model-{kind}"))
-    return model, export(
-        str(tmp_path / f"model-{kind}"), str(tmp_path / f"serve-{kind}"), batch_shards=shards
-    )
+    return model, export(str(tmp_path / f"model-{kind}"), str(tmp_path / f"serve-{kind}"))
 
 
 def test_pair_classification_truncates_like_the_python_tokenizer(tmp_path, vocab_path, shared_data):

@@ -240,18 +240,22 @@ class ServingModule(tf.Module):
         shards = self.batch_shards
         if shards == 1:
             return self._outputs(inputs)
-        inputs = self._pad_to_one(inputs)  # one width for every shard
+        inputs = self._pad_to_one(inputs)  # once, so every shard has the same width
+
+        def run(batch):
+            return self.adapter.outputs(self.model, batch, self)
+
         n = tf.shape(inputs["input_ids"])[0]
 
         def split():
             bounds = [n * i // shards for i in range(shards + 1)]
             parts = [
-                self._outputs({k: v[bounds[i] : bounds[i + 1]] for k, v in inputs.items()})
+                run({k: v[bounds[i] : bounds[i + 1]] for k, v in inputs.items()})
                 for i in range(shards)
             ]
             return tf.nest.map_structure(lambda *xs: tf.concat(xs, 0), *parts)
 
-        return tf.cond(n >= shards, split, lambda: self._outputs(inputs))
+        return tf.cond(n >= shards, split, lambda: run(inputs))
 
     # ---- signatures ----------------------------------------------------
 
@@ -379,8 +383,6 @@ def export(
     `batch_shards`: see `ServingModule`; match it to the server's cores when
     it runs one intra-op thread per op.
     """
-    if batch_shards < 1:
-        raise ValueError(f"--batch_shards must be >= 1, got {batch_shards}")
     model, task, found_vocab = load_for_export(checkpoint)
     vocab = vocab or found_vocab
     if not vocab:
@@ -404,6 +406,12 @@ def export(
         raise ValueError(
             f"{vocab}: {vocab_size} tokens but the model's vocab_size is {config.vocab_size}"
         )
+    task = dict(task, max_seq_length=max_seq_length)
+    for layer in sublayers(model):  # the model was loaded for this export alone
+        if isinstance(layer, ElectraSelfAttention):
+            layer.freeze_for_inference()
+    # Before anything is written: it checks batch_shards.
+    module = ServingModule(model, task, vocab, max_seq_length, max_answer_length, batch_shards)
     if version is None:
         version = next_version(export_dir)
     if version <= 0:
@@ -412,12 +420,6 @@ def export(
     if os.path.exists(target):
         raise ValueError(f"{target} already exists; versions are never overwritten")
     os.makedirs(export_dir, exist_ok=True)
-
-    task = dict(task, max_seq_length=max_seq_length)
-    for layer in sublayers(model):  # the model was loaded for this export alone
-        if isinstance(layer, ElectraSelfAttention):
-            layer.freeze_for_inference()
-    module = ServingModule(model, task, vocab, max_seq_length, max_answer_length, batch_shards)
     staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=export_dir)
     try:
         assets = tempfile.mkdtemp(prefix="assets-", dir=staging)
