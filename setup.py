@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "absl-py>=1.4,<3",
     "numpy>=1.26,<3",
     "safetensors>=0.4",  # Hugging Face weights, read and written with numpy
+    "google-crc32c>=1.5,<2",  # TFRecord checksums: data prep writes shards without TF
     "ai-edge-litert",  # the TFLite interpreter (tf.lite.Interpreter is deprecated)
     # tensorflow-hub (imported by Model Garden's nlp tasks) needs pkg_resources,
     # which fresh venvs lack and setuptools>=81 no longer ships.

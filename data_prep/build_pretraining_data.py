@@ -34,6 +34,7 @@ from data_prep import storage, text_source
 from data_prep.packing import SequencePacker
 from electra_tf import console, records
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
+from electra_tf.tokenizer import WordPieceTokenizer
 from electra_tf.vocab import Vocab
 
 FLAGS = flags.FLAGS
@@ -143,27 +144,33 @@ class Settings:
 
 
 class _Worker:
-    """Per-process state: tokenizer, masking function and chunk reader."""
+    """Per-process state: tokenizer, masking function and chunk reader.
 
-    def __init__(self, settings: Settings, chunks: list[text_source.Chunk], progress: Any):
-        import tensorflow as tf
-        import tensorflow_text as tf_text
+    Only static masking needs TensorFlow (the masking function is the one
+    training runs); the default, unmasked shards are made without it, as
+    importing it costs each process ~6 s.
+    """
 
-        self.tf = tf
+    def __init__(
+        self,
+        settings: Settings,
+        chunks: list[text_source.Chunk],
+        progress: Any,
+        one_thread: bool = False,
+    ):
         self.settings = settings
         self.chunks = chunks
         self.progress = progress
         self.vocab = Vocab.load(storage.local_copy(settings.vocab))
-        self.tokenizer = tf_text.FastBertTokenizer(
-            vocab=list(self.vocab.tokens),
-            suffix_indicator="##",
-            max_bytes_per_word=100,
-            token_out_type=tf.int32,
-            unknown_token="[UNK]",
-            lower_case_nfd_strip_accents=settings.lower_case,
-        )
+        # The same ids as tf-text's FastBertTokenizer, which serving runs in-graph.
+        self.tokenizer = WordPieceTokenizer(self.vocab, lower_case=settings.lower_case)
         self.mask_fn = None
         if settings.masking != "none":
+            import tensorflow as tf
+
+            if one_thread:
+                _limit_threads()
+            self.tf = tf
             masker = Masker.from_vocab(
                 dict(
                     scheme=settings.masking,
@@ -175,14 +182,6 @@ class _Worker:
             )
             self.mask_fn = tf.function(masker, reduce_retracing=True, autograph=False)
         self.reader = text_source.ChunkReader()
-
-    def _tokenize(self, sentences: list[str]) -> list[Any]:
-        if not sentences:
-            return []
-        ragged = self.tokenizer.tokenize(self.tf.constant(sentences))
-        flat = ragged.flat_values.numpy()
-        splits = ragged.row_splits.numpy()
-        return [flat[splits[i] : splits[i + 1]] for i in range(len(sentences))]
 
     def chunk_records(self, chunk: text_source.Chunk) -> tuple[list[bytes], dict[str, int]]:
         """One chunk's serialised examples and counts (the unit of work, keyed by
@@ -197,7 +196,7 @@ class _Worker:
         stats["invalid_utf8_replaced"] = self.reader.utf8.count - replaced_before
         docs = list(text_source.documents(text))
         sentences = [sent for doc in docs for sent in doc]
-        token_lists = self._tokenize(sentences)
+        token_lists = [np.array(self.tokenizer.token_ids(s), np.int32) for s in sentences]
         doc_tokens = []
         i = 0
         for doc in docs:
@@ -292,18 +291,14 @@ def write_shard(settings: Settings, shard: int, parts) -> dict[str, Any]:
     finished upload), then the JSON sidecar with its counts, which marks it
     finished for a rerun. Returns the sidecar's content.
     """
-    import tensorflow as tf
-
     name = settings.shard_name(shard)
     final = storage.join(settings.output_dir, name)
     tmp = storage.local_scratch(final)
     stats = new_stats()
     chunks = 0
-    options = tf.io.TFRecordOptions(
-        compression_type="GZIP" if settings.compression == "gzip" else ""
-    )
+    compression = "gzip" if settings.compression == "gzip" else None
     try:
-        with tf.io.TFRecordWriter(tmp, options) as writer:
+        with records.TFRecordWriter(tmp, compression) as writer:
             for part_records, part_stats in parts:
                 for record in part_records:
                     writer.write(record)
@@ -345,8 +340,7 @@ def _child(settings: Settings, chunks, progress, counter, todo, results) -> None
     stats) on `results`, or (None, (error, traceback)) if it fails."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        _limit_threads()
-        worker = _Worker(settings, chunks, progress)
+        worker = _Worker(settings, chunks, progress, one_thread=True)
         while (shard := _claim(counter, todo)) is not None:
             results.put((shard, worker.process_shard(shard)))
     except Exception as e:
@@ -488,9 +482,10 @@ def _process_shards(
     """Runs `todo` on this process and `workers - 1` spawned ones.
 
     Shards are claimed one at a time from a shared counter, and this process
-    works from the start: a spawned worker spends seconds importing
-    TensorFlow before its first shard, so a small corpus is done here before
-    the others are up (they are then stopped), and a large one keeps every
+    works from the start: a spawned worker spends time starting (seconds
+    when static masking imports TensorFlow) before its first shard, so a
+    small corpus may be done here before the others are up (they are then
+    stopped), and a large one keeps every
     process busy to the end. Shard files are written atomically, so stopping
     a worker that holds no unfinished shard loses nothing.
     """
@@ -502,10 +497,9 @@ def _process_shards(
         here = _Worker(settings, chunks, types.SimpleNamespace(put=progress.add))
         return {shard: here.process_shard(shard) for shard in todo}
     results: dict[int, dict[str, Any]] = {}
-    ctx = mp.get_context("spawn")  # not fork: this process may hold TensorFlow's threads
+    ctx = mp.get_context("spawn")  # not fork: a caller may hold TensorFlow's threads
     counter, done, updates = ctx.Value("i", 0), ctx.Queue(), ctx.Queue()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by the workers
-    _limit_threads()
     children = [
         ctx.Process(
             target=_child,
@@ -535,7 +529,7 @@ def _process_shards(
         results[shard] = stats
 
     try:
-        here = _Worker(settings, chunks, types.SimpleNamespace(put=progress.add))
+        here = _Worker(settings, chunks, types.SimpleNamespace(put=progress.add), one_thread=True)
         while (shard := _claim(counter, todo)) is not None:
             results[shard] = here.process_shard(shard)
             collect(0)

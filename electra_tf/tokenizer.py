@@ -9,11 +9,20 @@ agree.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from electra_tf.vocab import CONTINUATION_PREFIX, Vocab
 
 MAX_CHARS_PER_WORD = 100  # longer words become [UNK], as in BERT and tf-text
+_CACHED_WORDS = 1 << 20  # token_ids' word cache stops growing here (flat memory)
+
+# Basic tokenization of ASCII text: runs of letters and digits, and each other
+# printable character (BERT counts every ASCII symbol as punctuation) on its
+# own; whitespace and control characters only separate. Lower-casing ASCII
+# needs no Unicode normalisation. tests/test_tokenizer.py checks it against
+# split_words.
+_ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
 
 def _is_control(char: str) -> bool:
@@ -91,6 +100,7 @@ class WordPieceTokenizer:
         self.lower_case = lower_case
         self._index = self.vocab.index
         self._unk = "[UNK]"
+        self._cache: dict[str, list[int]] = {}
 
     def split_words(self, text: str) -> list[str]:
         """Basic tokenization: clean, normalise, split on whitespace and punctuation."""
@@ -141,6 +151,25 @@ class WordPieceTokenizer:
             pieces.append(piece)
             start = end
         return pieces
+
+    def token_ids(self, text: str) -> list[int]:
+        """The word-piece ids of `text` (no [CLS]/[SEP]), as fast as pure Python
+        gets: ASCII text skips normalisation, and each distinct word is split
+        once (data prep's hot loop)."""
+        if text.isascii():
+            words = _ASCII_WORDS.findall(text.lower() if self.lower_case else text)
+        else:
+            words = self.split_words(text)
+        cache = self._cache
+        out: list[int] = []
+        for word in words:
+            ids = cache.get(word)
+            if ids is None:
+                ids = self.convert_tokens_to_ids(self.wordpieces(word))
+                if len(cache) < _CACHED_WORDS:
+                    cache[word] = ids
+            out += ids
+        return out
 
     def tokenize(self, text: str) -> list[str]:
         return [piece for word in self.split_words(text) for piece in self.wordpieces(word)]

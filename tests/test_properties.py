@@ -60,6 +60,18 @@ def test_the_in_graph_and_python_tokenizers_agree_on_any_unicode(tokenizers, tex
         assert sum(expected["input_mask"]) == n, repr(text)
 
 
+ascii_text = st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
+
+
+@_HYPOTHESIS
+@given(text=st.one_of(ascii_text, wordy_text, unicode_text), lower_case=st.booleans())
+def test_token_ids_fast_path_equals_the_general_path(vocab_path, text, lower_case):
+    tokenizer = WordPieceTokenizer(vocab_path, lower_case=lower_case)
+    expected = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+    assert tokenizer.token_ids(text) == expected, repr(text)
+    assert tokenizer.token_ids(text) == expected, repr(text)  # now from the word cache
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_any_bytes_decode_with_every_replacement_counted(data):

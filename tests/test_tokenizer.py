@@ -19,6 +19,8 @@ EDGE_CASES = [
     "\u200bzero\u200dwidth",
     "Ⅻ ﬁ ㈱ ＡＢＣ",
     "don't stop-believing!!! $5.00 @user #tag http://x.y/z?q=1",
+    "".join(chr(i) for i in range(128)),  # every ASCII character, controls included
+    "Tab\tsep\x1fUNIT\x7fdel\x0bvt",
 ]
 
 
@@ -33,20 +35,26 @@ def lines(shared_data) -> list[str]:
     return texts + EDGE_CASES
 
 
-def test_matches_fast_bert_tokenizer(vocab_path, lines):
+@pytest.mark.parametrize("lower_case", [True, False])
+def test_matches_fast_bert_tokenizer(vocab_path, lines, lower_case):
     import tensorflow as tf
     import tensorflow_text as tf_text
 
     with open(vocab_path, encoding="utf-8") as f:
         vocab = [line.rstrip("\n") for line in f]
     fast = tf_text.FastBertTokenizer(
-        vocab, token_out_type=tf.int64, lower_case_nfd_strip_accents=True
+        vocab, token_out_type=tf.int64, lower_case_nfd_strip_accents=lower_case
     )
     expected = fast.tokenize(tf.constant(lines)).to_list()
-    tokenizer = WordPieceTokenizer(vocab_path)
+    tokenizer = WordPieceTokenizer(vocab_path, lower_case=lower_case)
     got = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in lines]
     mismatches = [(line, g, e) for line, g, e in zip(lines, got, expected) if g != e]
     assert not mismatches, mismatches[:3]
+    # The fast path data prep uses, twice (the second time from its word cache).
+    for _ in range(2):
+        got = [tokenizer.token_ids(line) for line in lines]
+        mismatches = [(line, g, e) for line, g, e in zip(lines, got, expected) if g != e]
+        assert not mismatches, mismatches[:3]
 
 
 def test_wordpiece_and_unknown(vocab_path):
