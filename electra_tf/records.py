@@ -155,7 +155,7 @@ class TFRecordWriter:
     def __init__(self, path: str, compression: str | None = None):
         if compression not in (None, "gzip"):
             raise ValueError(f"compression must be 'gzip' or None, got {compression!r}")
-        self._raw = open(path, "wb")
+        self._raw = open(path, "wb")  # noqa: SIM115 - closed by close() / __exit__
         # No name or time in the gzip header: the same records give the same bytes.
         self._file: Any = (
             gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=self._raw, mtime=0)

@@ -1,5 +1,7 @@
 """The hand-written tf.train.Example encoder against TensorFlow's parser."""
 
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,12 +67,12 @@ def test_written_records_read_back_with_tensorflow(tmp_path, compression):
         with tf.io.TFRecordWriter(ref) as w:
             for r in records:
                 w.write(r)
-        assert open(path, "rb").read() == open(ref, "rb").read()
+        assert pathlib.Path(path).read_bytes() == pathlib.Path(ref).read_bytes()
     # A flipped data byte is caught by TensorFlow's checksum.
     if compression is None:
-        raw = bytearray(open(path, "rb").read())
+        raw = bytearray(pathlib.Path(path).read_bytes())
         raw[(8 + 4 + 0 + 4) + (8 + 4 + 1 + 4) + (8 + 4)] ^= 1  # the third record's first byte
-        open(path, "wb").write(bytes(raw))
+        pathlib.Path(path).write_bytes(bytes(raw))
         with pytest.raises(tf.errors.DataLossError):
             list(tf.data.TFRecordDataset(path))
 
@@ -80,4 +82,4 @@ def test_gzip_output_is_deterministic(tmp_path):
     for p in paths:
         with TFRecordWriter(p, "gzip") as w:
             w.write(b"same")
-    assert open(paths[0], "rb").read() == open(paths[1], "rb").read()
+    assert pathlib.Path(paths[0]).read_bytes() == pathlib.Path(paths[1]).read_bytes()
