@@ -43,7 +43,7 @@ import time
 import psutil
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = pathlib.Path(os.environ.get("ELECTRA_SHARED_DATA", REPO.parent / "shared" / "data"))
 FILES = ("sotu.txt.gz", "web.txt.gz", "mhcc.txt.gz")
 
 
