@@ -14,7 +14,9 @@ import unicodedata
 
 from electra_tf.vocab import CONTINUATION_PREFIX, Vocab
 
-MAX_CHARS_PER_WORD = 100  # longer words become [UNK], as in BERT and tf-text
+# Longer words become [UNK]. tf-text counts UTF-8 bytes (BERT's Python
+# tokenizer counted characters): 51 Cyrillic letters are one [UNK] there.
+MAX_BYTES_PER_WORD = 100
 _CACHED_WORDS = 1 << 20  # token_ids' word cache stops growing here (flat memory)
 
 # Basic tokenization of ASCII text: runs of letters and digits, and each other
@@ -136,7 +138,7 @@ class WordPieceTokenizer:
 
     def wordpieces(self, word: str) -> list[str]:
         """Greedy longest-match-first WordPiece split of one basic word."""
-        if len(word) > MAX_CHARS_PER_WORD:
+        if len(word) > MAX_BYTES_PER_WORD or len(word.encode("utf-8")) > MAX_BYTES_PER_WORD:
             return [self._unk]
         pieces, start = [], 0
         while start < len(word):

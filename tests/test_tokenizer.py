@@ -15,6 +15,7 @@ EDGE_CASES = [
     "\x00bad\x01 \ufffd ok",
     "中文字符 and emoji 😀",
     "a" * 120,
+    "я" * 50 + " " + "я" * 51 + " " + "é" * 51,  # 100, 102 and (after stripping) 51 bytes
     "naïve café — “quotes” … 9 ½ weeks",
     "\u200bzero\u200dwidth",
     "Ⅻ ﬁ ㈱ ＡＢＣ",
