@@ -12,7 +12,7 @@ machine affords:
    labels are never read), --in_domain_repeats times, each copy in a new
    order. Held-out text for the pre-training curves: Matthew Henry's
    commentary, which no model trains on. The standard 30,522-token uncased
-   WordPiece vocab; unmasked shards, masked afresh every step
+   WordPiece vocab (or --vocab); unmasked shards, masked afresh every step
    (--pack_documents packs short documents into full sequences).
 2. Pre-training. One encoder size (--num_layers x --hidden_size) for both
    objectives. ELECTRA trains a generator of --generator_fraction width with
@@ -47,6 +47,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SHARED = os.environ.get("ELECTRA_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
+DEFAULT_VOCAB = os.path.join(SHARED, "vocab", "uncased_vocab.txt")
 CORPUS = ("mobydick", "shakespeare", "sotu")
 HELD_OUT = "mhcc"
 
@@ -114,14 +115,19 @@ def _sst_rows(path: str) -> list[tuple[str, str]]:
 
 
 def prepare_data(
-    work: str, budget: Budget, in_domain_repeats: int = 1, pack_documents: bool = False
+    work: str,
+    budget: Budget,
+    in_domain_repeats: int = 1,
+    pack_documents: bool = False,
+    vocab: str | None = None,
 ) -> dict[str, str]:
-    """Pre-training shards (train and held-out) and the three fine-tuning sets."""
+    """Pre-training shards (train and held-out) and the three fine-tuning sets,
+    tokenized with `vocab` (default: the shared 30,522-piece uncased vocab)."""
     from data_prep.build_finetuning_data import Settings as FinetuneSettings
     from data_prep.build_finetuning_data import build as build_finetuning
     from data_prep.build_pretraining_data import Settings, build
 
-    vocab = os.path.join(SHARED, "vocab", "uncased_vocab.txt")
+    vocab = vocab or DEFAULT_VOCAB
     sst = os.path.join(SHARED, "sst2_like")
     train_rows = _sst_rows(os.path.join(sst, "train.tsv"))
     in_domain = os.path.join(work, "sst2_train_sentences.txt")
@@ -363,6 +369,12 @@ def main() -> None:
         action="store_true",
         help="pack short documents into full sequences (build_pretraining_data's option)",
     )
+    parser.add_argument(
+        "--vocab",
+        default=DEFAULT_VOCAB,
+        help="WordPiece vocab for every model (uncased); e.g. a smaller one from "
+        "data_prep.build_vocab on the pre-training text",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--out", default=os.path.join(HERE, "results_learning.json"))
@@ -389,10 +401,12 @@ def main() -> None:
     work = args.work_dir or tempfile.mkdtemp(prefix="electra-learning-")
     os.makedirs(work, exist_ok=True)
     t0 = time.time()
-    data = prepare_data(work, budget, args.in_domain_repeats, args.pack_documents)
+    from electra_tf.vocab import Vocab
+
+    data = prepare_data(work, budget, args.in_domain_repeats, args.pack_documents, args.vocab)
     config = ElectraConfig.from_preset(
         "small",
-        vocab_size=30522,
+        vocab_size=Vocab.load(args.vocab).size,
         num_layers=args.num_layers,
         hidden_size=args.hidden_size,
         num_heads=max(1, args.hidden_size // 64),
@@ -433,6 +447,7 @@ def main() -> None:
         "budget": dataclasses.asdict(budget),
         "model": config.to_dict(),
         "electra_variants": variants,
+        "vocab": {"file": os.path.abspath(args.vocab), "size": config.vocab_size},
         "in_domain_repeats": args.in_domain_repeats,
         "pack_documents": args.pack_documents,
         "learning_rates": {
