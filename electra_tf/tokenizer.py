@@ -1,4 +1,4 @@
-"""A pure-Python BERT WordPiece tokenizer: fine-tuning data prep and the device side.
+"""A pure-Python BERT WordPiece tokenizer: data prep and the device side.
 
 It needs neither TensorFlow nor tf-text, so an app that runs the TFLite
 classifier can tokenize with it (copy this one file and the vocab). It gives
@@ -17,13 +17,15 @@ from electra_tf.vocab import CONTINUATION_PREFIX, Vocab
 # Longer words become [UNK]. tf-text counts UTF-8 bytes (BERT's Python
 # tokenizer counted characters): 51 Cyrillic letters are one [UNK] there.
 MAX_BYTES_PER_WORD = 100
-_CACHED_WORDS = 1 << 20  # token_ids' word cache stops growing here (flat memory)
+# token_ids' word cache stops growing here (~50 MB): flat memory on any corpus,
+# and by Zipf's law the first quarter-million distinct words cover most tokens.
+_CACHED_WORDS = 1 << 18
 
 # Basic tokenization of ASCII text: runs of letters and digits, and each other
 # printable character (BERT counts every ASCII symbol as punctuation) on its
 # own; whitespace and control characters only separate. Lower-casing ASCII
-# needs no Unicode normalisation. tests/test_tokenizer.py checks it against
-# split_words.
+# needs no Unicode normalisation. The tests check it against split_words
+# (tests/test_properties.py) and tf-text (tests/test_tokenizer.py).
 _ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
 
@@ -138,7 +140,7 @@ class WordPieceTokenizer:
 
     def wordpieces(self, word: str) -> list[str]:
         """Greedy longest-match-first WordPiece split of one basic word."""
-        if len(word) > MAX_BYTES_PER_WORD or len(word.encode("utf-8")) > MAX_BYTES_PER_WORD:
+        if len(word.encode("utf-8")) > MAX_BYTES_PER_WORD:
             return [self._unk]
         pieces, start = [], 0
         while start < len(word):
