@@ -57,14 +57,9 @@ class _ChunkRecords(beam.DoFn):
         self.worker = None
 
     def setup(self) -> None:
-        import tensorflow as tf
-
-        try:  # one thread per worker process, as the local job's workers
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # the runtime already started in this process
-            pass
-        self.worker = local._Worker(self.settings, [], None)
+        # One TensorFlow thread per worker process, as the local job's workers
+        # (TensorFlow is imported only for static masking).
+        self.worker = local._Worker(self.settings, [], None, one_thread=True)
 
     def process(self, element):
         shard, chunk = element
