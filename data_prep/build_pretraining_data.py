@@ -161,7 +161,7 @@ class _Worker:
         self.settings = settings
         self.chunks = chunks
         self.progress = progress
-        self.vocab = Vocab.load(storage.local_copy(settings.vocab))
+        self.vocab = storage.load_vocab(settings.vocab)
         # The same ids as tf-text's FastBertTokenizer, which serving runs in-graph.
         self.tokenizer = WordPieceTokenizer(self.vocab, lower_case=settings.lower_case)
         self.mask_fn = None
@@ -452,7 +452,7 @@ def build(
     settings.validate()
     if num_workers < 1:
         raise ValueError(f"--num_workers must be >= 1, got {num_workers}")
-    vocab = Vocab.load(storage.local_copy(settings.vocab))
+    vocab = storage.load_vocab(settings.vocab)
     fingerprint = settings.fingerprint(vocab)
     prepare_output_dir(settings, fingerprint, overwrite)
 

@@ -15,6 +15,7 @@ import tempfile
 from typing import IO
 
 from electra_tf.io_utils import atomic_write_bytes
+from electra_tf.vocab import Vocab
 
 
 def is_remote(path: str) -> bool:
@@ -108,11 +109,12 @@ def remove(path: str) -> None:
         os.unlink(path)
 
 
-def local_copy(path: str) -> str:
-    """`path` itself when local; otherwise a local temporary copy of it."""
+def load_vocab(path: str) -> Vocab:
+    """The vocab at `path`, local or remote (read into memory, no temp copy)."""
     if not is_remote(path):
-        return path
-    tmp = local_scratch(path)
-    with open_read(path) as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 22)
-    return tmp
+        return Vocab.load(path)
+    try:
+        data = read_bytes(path)
+    except (OSError, ValueError) as e:  # Beam reports a missing object as either
+        raise ValueError(f"Cannot read vocab file {path}: {e}") from e
+    return Vocab.from_bytes(data, path)

@@ -37,6 +37,11 @@ class Vocab:
                 data = f.read()
         except OSError as e:
             raise ValueError(f"Cannot read vocab file {path}: {e.strerror}") from e
+        return cls.from_bytes(data, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str) -> Vocab:
+        """Parses a vocab file's bytes read from `path` (named in errors)."""
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:

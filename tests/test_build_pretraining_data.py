@@ -357,3 +357,23 @@ def test_a_worker_process_writes_the_shards_it_claims(moby_sample, vocab_path, t
         assert (tmp_path / "worker" / name).read_bytes() == (
             tmp_path / "single" / name
         ).read_bytes()
+
+
+def test_a_remote_vocab_is_read_into_memory(vocab_path, monkeypatch):
+    from data_prep import storage
+
+    data = pathlib.Path(vocab_path).read_bytes()
+    objects = {"gs://bucket/vocab.txt": data}
+
+    def read_bytes(path):
+        if path not in objects:
+            raise OSError(f"no object {path}")
+        return objects[path]
+
+    monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    monkeypatch.setattr(storage.tempfile, "mkstemp", None)  # no temporary copy
+    vocab = storage.load_vocab("gs://bucket/vocab.txt")
+    assert vocab.size == 30522 and vocab.path == "gs://bucket/vocab.txt"
+    assert vocab.sha256 == storage.load_vocab(vocab_path).sha256
+    with pytest.raises(ValueError, match="Cannot read vocab file gs://bucket/missing.txt"):
+        storage.load_vocab("gs://bucket/missing.txt")

@@ -43,7 +43,6 @@ from data_prep import beam as beam_support
 from data_prep import build_pretraining_data as local
 from data_prep import storage, text_source
 from electra_tf import console
-from electra_tf.vocab import Vocab
 
 FLAGS = flags.FLAGS
 NAMESPACE = "data_prep"
@@ -137,7 +136,7 @@ def build(
 ) -> dict[str, Any]:
     """Builds (or finishes) the dataset on Beam; returns the dataset_info dict."""
     settings.validate()
-    vocab = Vocab.load(storage.local_copy(settings.vocab))
+    vocab = storage.load_vocab(settings.vocab)
     local.prepare_output_dir(settings, settings.fingerprint(vocab), overwrite)
     done = local.finished_shards(settings)
     todo = [s for s in range(settings.num_shards) if s not in done]
