@@ -14,6 +14,7 @@ import os
 import struct
 from typing import Any
 
+import google_crc32c
 import numpy as np
 
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
@@ -130,8 +131,6 @@ def encode_examples(batch: dict[str, np.ndarray]) -> list[bytes]:
 
 
 def _masked_crc(data: bytes) -> bytes:
-    import google_crc32c
-
     crc = google_crc32c.value(data)
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 

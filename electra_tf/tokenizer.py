@@ -24,7 +24,7 @@ _CACHED_WORDS = 1 << 18
 # Basic tokenization of ASCII text: runs of letters and digits, and each other
 # printable character (BERT counts every ASCII symbol as punctuation) on its
 # own; whitespace and control characters only separate. Lower-casing ASCII
-# needs no Unicode normalisation. The tests check it against split_words
+# needs no Unicode normalisation. The tests check it against the general path
 # (tests/test_properties.py) and tf-text (tests/test_tokenizer.py).
 _ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
@@ -108,6 +108,12 @@ class WordPieceTokenizer:
 
     def split_words(self, text: str) -> list[str]:
         """Basic tokenization: clean, normalise, split on whitespace and punctuation."""
+        if text.isascii():  # most text: no normalisation, one regex
+            return _ASCII_WORDS.findall(text.lower() if self.lower_case else text)
+        return self._split_unicode(text)
+
+    def _split_unicode(self, text: str) -> list[str]:
+        """`split_words` for any text (the ASCII path's reference)."""
         if self.lower_case:
             # tf-text's lower_case_nfd_strip_accents is ICU's NFKC case folding,
             # then NFD with the accents dropped: "½" -> "1⁄2", "ß" -> "ss".
@@ -157,16 +163,11 @@ class WordPieceTokenizer:
         return pieces
 
     def token_ids(self, text: str) -> list[int]:
-        """The word-piece ids of `text` (no [CLS]/[SEP]), as fast as pure Python
-        gets: ASCII text skips normalisation, and each distinct word is split
-        once (data prep's hot loop)."""
-        if text.isascii():
-            words = _ASCII_WORDS.findall(text.lower() if self.lower_case else text)
-        else:
-            words = self.split_words(text)
+        """The word-piece ids of `text` (no [CLS]/[SEP]); each distinct word is
+        split into pieces once (data prep's hot loop)."""
         cache = self._cache
         out: list[int] = []
-        for word in words:
+        for word in self.split_words(text):
             ids = cache.get(word)
             if ids is None:
                 ids = self.convert_tokens_to_ids(self.wordpieces(word))

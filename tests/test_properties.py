@@ -67,7 +67,9 @@ ascii_text = st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
 @given(text=st.one_of(ascii_text, wordy_text, unicode_text), lower_case=st.booleans())
 def test_token_ids_fast_path_equals_the_general_path(vocab_path, text, lower_case):
     tokenizer = WordPieceTokenizer(vocab_path, lower_case=lower_case)
-    expected = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+    assert tokenizer.split_words(text) == tokenizer._split_unicode(text), repr(text)
+    words = tokenizer._split_unicode(text)
+    expected = tokenizer.convert_tokens_to_ids([p for w in words for p in tokenizer.wordpieces(w)])
     assert tokenizer.token_ids(text) == expected, repr(text)
     assert tokenizer.token_ids(text) == expected, repr(text)  # now from the word cache
 
