@@ -1,4 +1,5 @@
-"""The training-speed layers: 16-bit dropout, fused GELU, LayerNorm, the Transformer layer."""
+"""The training-speed kernels (16-bit dropout, fused GELU, LayerNorm, softmax
+cross-entropy) and the Transformer layer."""
 
 import os
 import pathlib
@@ -15,6 +16,7 @@ from electra_tf.kernels.dropout import Dropout, dropout_mask
 from electra_tf.kernels.fused_dense import dense
 from electra_tf.kernels.fused_gelu import fused_gelu
 from electra_tf.kernels.layer_norm import LayerNorm
+from electra_tf.kernels.softmax_cross_entropy import sparse_softmax_cross_entropy
 from electra_tf.modeling.self_attention import ElectraSelfAttention, attention_bias
 from electra_tf.modeling.transformer_layer import ElectraTransformerLayer
 
@@ -127,6 +129,32 @@ def test_layer_norm_matches_keras_values_and_gradients():
     assert [v.name for v in ours.weights] == ["gamma", "beta"]
     with pytest.raises(ValueError, match="last axis"):
         LayerNorm(axis=1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_softmax_cross_entropy_matches_tf_values_and_gradients(dtype):
+    rng = np.random.default_rng(2)
+    # [B, N, V] as the MLM heads give it, with one row far from zero.
+    logits = rng.normal(scale=3.0, size=(3, 5, 301)).astype("float32")
+    logits[0, 0] += 80.0
+    labels = rng.integers(0, 301, size=(3, 5)).astype("int32")
+    weights = tf.constant(rng.uniform(size=(3, 5)).astype("float32"))
+    x = tf.cast(tf.constant(logits), dtype)
+    results = []
+    for loss_fn in (
+        sparse_softmax_cross_entropy,
+        lambda y, z: tf.nn.sparse_softmax_cross_entropy_with_logits(y, tf.cast(z, tf.float32)),
+    ):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = loss_fn(labels, x)
+            total = tf.reduce_sum(loss * weights)
+        grad = tape.gradient(total, x)
+        assert loss.dtype == tf.float32 and grad.dtype == x.dtype
+        results.append((loss.numpy(), tf.cast(grad, tf.float32).numpy()))
+    (loss, grad), (ref_loss, ref_grad) = results
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad, ref_grad, atol=1e-6 if dtype == "float32" else 1e-2)
 
 
 def _layer_inputs():

@@ -7,7 +7,7 @@ from electra_tf.config import ElectraConfig
 from electra_tf.pretraining import ElectraPretrainer
 from electra_tf.pretraining.helpers import (
     gather_positions,
-    sample_gumbel_max,
+    sample_from_softmax,
     scatter_positions,
 )
 
@@ -35,29 +35,48 @@ def test_scatter_positions_writes_only_weighted_slots():
     assert written.sum() == 4 and written[0, 1] == written[1, 9] == 1
 
 
-def test_gumbel_max_samples_follow_the_softmax():
+def test_samples_follow_the_softmax():
     logits = np.log(np.array([[0.5, 0.25, 0.15, 0.1]], np.float32))
     logits = np.tile(logits, (20000, 1))[:, None, :]  # [B, N=1, V=4]
-    draws = sample_gumbel_max(logits, tf.constant([1, 2])).numpy().ravel()
+    draws = sample_from_softmax(logits, tf.constant([1, 2])).numpy().ravel()
     freq = np.bincount(draws, minlength=4) / len(draws)
     np.testing.assert_allclose(freq, [0.5, 0.25, 0.15, 0.1], atol=0.012)
     # Temperature 0.5 sharpens: p ∝ p0^2.
-    sharp = sample_gumbel_max(logits, tf.constant([3, 4]), temperature=0.5).numpy().ravel()
+    sharp = sample_from_softmax(logits, tf.constant([3, 4]), temperature=0.5).numpy().ravel()
     p2 = np.array([0.5, 0.25, 0.15, 0.1]) ** 2
     np.testing.assert_allclose(
         np.bincount(sharp, minlength=4) / len(sharp), p2 / p2.sum(), atol=0.012
     )
-    again = sample_gumbel_max(logits, tf.constant([1, 2])).numpy().ravel()
+    again = sample_from_softmax(logits, tf.constant([1, 2])).numpy().ravel()
     np.testing.assert_array_equal(draws, again)
 
 
-def test_gumbel_samples_do_not_depend_on_how_the_batch_is_split():
+def test_samples_follow_the_softmax_across_blocks_and_skip_impossible_ids():
+    # A 300-word vocab spans three search blocks, the last one partly padding.
+    rng = np.random.default_rng(3)
+    vocab = 300
+    logits = np.full((4000, 1, vocab), -np.inf, np.float32)
+    allowed = np.array([0, 127, 128, 255, 256, 299])
+    weights = rng.uniform(0.5, 2.0, allowed.size)
+    logits[:, :, allowed] = np.log(weights / weights.sum())
+    draws = sample_from_softmax(logits, tf.constant([5, 6])).numpy().ravel()
+    assert set(np.unique(draws)) <= set(allowed)  # never a zero-probability id or padding
+    freq = np.bincount(draws, minlength=vocab)[allowed] / draws.size
+    np.testing.assert_allclose(freq, weights / weights.sum(), atol=0.025)
+    # A near-certain token among 30,522 is drawn almost always, never out of range.
+    peaked = rng.normal(size=(64, 4, 30522)).astype(np.float32)
+    peaked[..., 30521] = 40.0
+    out = sample_from_softmax(peaked, tf.constant([1, 1])).numpy()
+    assert out.shape == (64, 4) and (out == 30521).all()
+
+
+def test_samples_do_not_depend_on_how_the_batch_is_split():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(6, 3, 30522)).astype(np.float32)  # odd vocab rows
     seed = tf.constant([7, 9])
-    whole = sample_gumbel_max(logits, seed).numpy()
+    whole = sample_from_softmax(logits, seed).numpy()
     for start, stop in ((0, 2), (2, 5), (5, 6)):
-        part = sample_gumbel_max(logits[start:stop], seed, row_offset=start).numpy()
+        part = sample_from_softmax(logits[start:stop], seed, row_offset=start).numpy()
         np.testing.assert_array_equal(part, whole[start:stop])
 
 

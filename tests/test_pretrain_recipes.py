@@ -114,7 +114,9 @@ def test_a_hot_start_samples_more_replacements():
     model = ElectraPretrainer(_config(), temperature_start=1e4, temperature_anneal_steps=10)
     model.build()
     batch = _batch(2, batch=16, n=8)
-    # Make the generator confident in the original tokens (a large logit for them).
+    # Make the generator confident: its output bias dominates for id 7.
+    bias = model.generator.head._bias
+    bias.assign(np.where(np.arange(VOCAB) == 7, 30.0, 0.0).astype("float32"))
     hot = model._forward(
         batch,
         {"num_masked": 128.0, "num_tokens": 256.0},
@@ -131,9 +133,9 @@ def test_a_hot_start_samples_more_replacements():
     )
     sampled_hot = hot["sampled"].numpy()
     sampled_cold = cold["sampled"].numpy()
-    assert not np.array_equal(sampled_hot, sampled_cold)
-    # Uniform over 120 ids: about as many distinct ids as draws.
-    assert len(np.unique(sampled_hot)) > 0.6 * sampled_hot.size
+    assert (sampled_cold == 7).all()
+    # Uniform over the vocab: 128 draws from 120 ids give about 79 distinct ones.
+    assert len(np.unique(sampled_hot)) > 0.5 * sampled_hot.size
 
 
 def test_bias_correction_follows_the_warmup_and_warns_when_it_starves():
@@ -276,8 +278,9 @@ def test_continued_pretraining_starts_at_the_converted_checkpoint(unmasked_data,
             unmasked_data, tmp_path / "c", num_train_steps=1, learning_rate=0.0, warmup_steps=0
         )
     )
-    # ... and that is not where a fresh model starts.
-    assert fresh["eval"]["disc_loss"] > first["eval"]["disc_loss"] + 0.1
+    # ... and that is not where a fresh model starts. A fresh head already
+    # predicts the base rate (disc loss ~0.42), so 30 steps gain about 0.1 on it.
+    assert fresh["eval"]["disc_loss"] > first["eval"]["disc_loss"] + 0.05
     assert fresh["eval"]["gen_loss"] > first["eval"]["gen_loss"] + 0.1
 
 

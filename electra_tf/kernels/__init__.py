@@ -1,10 +1,11 @@
 """Custom CPU kernels of the Transformer layer, behind one switch.
 
-`dense`, `gelu`, `LayerNorm` and `Dropout` here are what the layers use. With
-fast kernels on they are this package's hand-tuned versions (each module
-says what it saves, measured on oneDNN); off, they are the stock ops
-(`tf.matmul` + `tf.nn.bias_add`, `tf.nn.gelu`, Keras' `LayerNormalization`
-and `Dropout`). The variables are the same either way, so weights and
+`dense`, `gelu`, `LayerNorm`, `Dropout` and `sparse_softmax_cross_entropy`
+here are what the layers and losses use. With fast kernels on they are this
+package's hand-tuned versions (each module says what it saves, measured on
+oneDNN); off, they are the stock ops (`tf.matmul` + `tf.nn.bias_add`,
+`tf.nn.gelu`, Keras' `LayerNormalization` and `Dropout`,
+`tf.nn.sparse_softmax_cross_entropy_with_logits`). The variables are the same either way, so weights and
 checkpoints move freely between the two.
 
 The default (`None`) turns them on when no GPU or TPU is visible: they were
@@ -50,6 +51,15 @@ def gelu(x: tf.Tensor, approximate: bool = False) -> tf.Tensor:
     return tf.nn.gelu(x, approximate=approximate)
 
 
+def sparse_softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Per-row softmax cross-entropy in float32 (logits may be bf16/fp16)."""
+    if fast_kernels_enabled():
+        from electra_tf.kernels.softmax_cross_entropy import sparse_softmax_cross_entropy as fast
+
+        return fast(labels, logits)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))
+
+
 from electra_tf.kernels.dropout import Dropout  # noqa: E402  (imports the switch above)
 from electra_tf.kernels.layer_norm import LayerNorm  # noqa: E402
 
@@ -60,4 +70,5 @@ __all__ = [
     "fast_kernels_enabled",
     "gelu",
     "set_fast_kernels",
+    "sparse_softmax_cross_entropy",
 ]

@@ -22,12 +22,13 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
+from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.disentangled_embeddings import DisentangledEmbeddings
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
 from electra_tf.pretraining.base import PretrainerBase, hidden_spread
-from electra_tf.pretraining.helpers import sample_gumbel_max, scatter_positions
+from electra_tf.pretraining.helpers import sample_from_softmax, scatter_positions
 
 EMBEDDING_SHARING = ("shared", "disentangled", "none")
 
@@ -182,11 +183,11 @@ class ElectraPretrainer(PretrainerBase):
             },
             training=training,
         )
-        mlm_ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=mlm_ids, logits=mlm_logits)
+        mlm_ce = sparse_softmax_cross_entropy(mlm_ids, mlm_logits)
         gen_sum = tf.reduce_sum(mlm_ce * mlm_weights)
 
         temperature = self.sampling_temperature(step)
-        sampled = sample_gumbel_max(mlm_logits, seed, temperature, row_offset)
+        sampled = sample_from_softmax(mlm_logits, seed, temperature, row_offset)
         original, _ = scatter_positions(input_ids, mlm_ids, positions, mlm_weights)
         corrupted, _ = scatter_positions(original, sampled, positions, mlm_weights)
         labels = tf.cast(tf.not_equal(corrupted, original), tf.float32)

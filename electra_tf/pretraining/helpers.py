@@ -1,4 +1,4 @@
-"""Gather/scatter of masked positions and Gumbel-max sampling.
+"""Gather/scatter of masked positions and sampling from the generator.
 
 Same semantics as google-research/electra's `pretrain_helpers.py`, written
 for static shapes so the step compiles under XLA.
@@ -37,33 +37,53 @@ def scatter_positions(
     return written * value + (1 - written) * sequence, written
 
 
-def sample_gumbel_max(
+def sample_from_softmax(
     logits: tf.Tensor, seed: tf.Tensor, temperature: float = 1.0, row_offset: tf.Tensor | int = 0
 ) -> tf.Tensor:
-    """Samples ids from softmax(logits / temperature) with the Gumbel-max trick.
+    """Samples ids [B, N] from softmax(logits / temperature), logits [B, N, V].
 
-    Stateless and keyed by (seed, row): `logits` [B, N, V] are rows
-    `row_offset .. row_offset + B` of a global batch, and each row gets the
-    noise it would get in the whole batch. Philox is counter-based, so a
-    replica (or micro-batch) draws exactly its slice by starting the counter
-    at its first row. The samples therefore do not depend on how the global
-    batch is split over replicas or micro-batches. The 1e-9 terms follow the
-    reference implementation.
+    The reference draws with the Gumbel-max trick: V uniforms and 2 V logs per
+    row. Inverting the CDF draws the same distribution from one uniform and
+    one exp per logit, which is about a third of the cost for the generator's
+    30k-word rows. The search runs in two levels (block sums of `_BLOCK`
+    probabilities, then one block) because TensorFlow's CPU cumsum over a
+    whole 30k-wide row costs more than the Gumbel noise did. A token whose
+    probability underflows to 0 is never drawn.
+
+    Stateless and keyed by (seed, row): `logits` are rows `row_offset ..
+    row_offset + B` of a global batch, and each row gets the uniform it would
+    get in the whole batch. Philox is counter-based, so a replica (or
+    micro-batch) draws exactly its slice by starting the counter at its first
+    row. The samples therefore do not depend on how the global batch is split
+    over replicas or micro-batches.
     """
     logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature
     shape = tf.shape(logits)
     rows, n, vocab = shape[0], shape[1], shape[2]
-    # Philox emits 4 values per counter step: pad the vocab axis to a
-    # multiple of 4 so every row starts on a counter boundary.
-    padded = (vocab + 3) // 4 * 4
+    blocks = (vocab + _BLOCK - 1) // _BLOCK
+    flat = tf.reshape(logits, [-1, vocab])
+    shifted = flat - tf.reduce_max(flat, axis=-1, keepdims=True)
+    shifted = tf.pad(shifted, [[0, 0], [0, blocks * _BLOCK - vocab]], constant_values=-float("inf"))
+    probs = tf.reshape(tf.exp(shifted), [-1, blocks, _BLOCK])  # unnormalised
+    block_cdf = tf.cumsum(tf.reduce_sum(probs, axis=-1), axis=-1)  # [R, blocks]
+
     key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=tf.cast(seed, tf.int32))
-    steps_per_row = tf.cast(n * padded // 4, tf.uint64)
-    counter += tf.stack([tf.cast(row_offset, tf.uint64) * steps_per_row, tf.constant(0, tf.uint64)])
+    # One Philox step (4 values, the first used) per position.
+    counter += tf.stack([tf.cast(row_offset * n, tf.uint64), tf.constant(0, tf.uint64)])
     uniform = tf.raw_ops.StatelessRandomUniformV2(
-        shape=tf.stack([rows, n, padded]), key=key, counter=counter, alg=_PHILOX, dtype=tf.float32
-    )[:, :, :vocab]
-    gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
-    return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
+        shape=tf.stack([rows * n, 4]), key=key, counter=counter, alg=_PHILOX, dtype=tf.float32
+    )[:, 0]
+    # In (0, total]: a draw of exactly 0 could pick a leading zero-probability id.
+    target = (1.0 - uniform) * block_cdf[:, -1]
+
+    block = tf.reduce_sum(tf.cast(block_cdf < target[:, None], tf.int32), axis=-1)
+    before = tf.gather(tf.pad(block_cdf, [[0, 0], [1, 0]]), block, batch_dims=1)
+    within_cdf = tf.cumsum(tf.gather(probs, block, batch_dims=1), axis=-1)  # [R, _BLOCK]
+    # The block's own cumsum may round a little below its block sum.
+    rest = tf.minimum(target - before, within_cdf[:, -1])
+    index = tf.reduce_sum(tf.cast(within_cdf < rest[:, None], tf.int32), axis=-1)
+    return tf.reshape(block * _BLOCK + index, [rows, n])
 
 
+_BLOCK = 128
 _PHILOX = 1  # tf.random.Algorithm.PHILOX

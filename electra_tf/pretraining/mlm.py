@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
+from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.generator import tied_mlm_head
 from electra_tf.pretraining.base import PretrainerBase, hidden_spread
@@ -81,7 +82,7 @@ class MlmPretrainer(PretrainerBase):
         mlm_weights = tf.cast(batch["masked_lm_weights"], tf.float32)
         hidden = self.discriminator.encode(inputs, training=training)
         logits = tf.cast(self.mlm_head(hidden, mask_positions=positions), tf.float32)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=mlm_ids, logits=logits)
+        ce = sparse_softmax_cross_entropy(mlm_ids, logits)
         mlm_sum = tf.reduce_sum(ce * mlm_weights)
         out = {
             "loss": tf.math.divide_no_nan(mlm_sum, num_masked),

@@ -143,8 +143,3 @@ class Task(abc.ABC):
     def text_outputs(self, outputs: dict, passage, module) -> dict:
         """Extra outputs of the text signature (QA: the answer's text)."""
         return outputs
-
-
-def sparse_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Per-row softmax cross-entropy in float32 (logits may be bf16/fp16)."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))

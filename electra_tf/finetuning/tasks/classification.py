@@ -5,7 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_tf import metrics
-from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
+from electra_tf.finetuning.tasks.base import Task, register
+from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.classification_head import ClassificationHead
 from electra_tf.modeling.cls_head import ClsHead
 
@@ -45,7 +46,7 @@ class ClassificationTask(Task):
         )
 
     def loss_sum(self, labels, outputs):
-        return tf.reduce_sum(sparse_cross_entropy(labels["label_ids"], outputs["logits"]))
+        return tf.reduce_sum(sparse_softmax_cross_entropy(labels["label_ids"], outputs["logits"]))
 
     def score(self, outputs, labels, ctx):
         predicted = outputs["logits"].argmax(-1)

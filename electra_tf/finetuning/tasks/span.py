@@ -7,8 +7,9 @@ import os
 import tensorflow as tf
 
 from electra_tf.finetuning import squad
-from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
+from electra_tf.finetuning.tasks.base import Task, register
 from electra_tf.io_utils import atomic_write_json
+from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.joint_span_head import JointSpanHead
 from electra_tf.modeling.span_head import SpanHead
 
@@ -76,8 +77,8 @@ class SpanTask(Task):
 
     def loss_sum(self, labels, outputs):
         total = 0.5 * (
-            sparse_cross_entropy(labels["start_positions"], outputs["start_logits"])
-            + sparse_cross_entropy(labels["end_positions"], outputs["end_logits"])
+            sparse_softmax_cross_entropy(labels["start_positions"], outputs["start_logits"])
+            + sparse_softmax_cross_entropy(labels["end_positions"], outputs["end_logits"])
         )
         if "null_logit" in outputs:
             total += NULL_LOSS_WEIGHT[self.head_type] * tf.nn.sigmoid_cross_entropy_with_logits(

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from electra_tf import metrics
 from electra_tf.finetuning.data import IGNORE
-from electra_tf.finetuning.tasks.base import Task, register, sparse_cross_entropy
+from electra_tf.finetuning.tasks.base import Task, register
+from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.tagging_head import TaggingHead
 
 
@@ -35,7 +36,7 @@ class TaggingTask(Task):
     def loss_sum(self, labels, outputs):
         label_ids = labels["label_ids"]
         weights = tf.cast(label_ids != IGNORE, tf.float32)
-        per_token = sparse_cross_entropy(tf.maximum(label_ids, 0), outputs["logits"])
+        per_token = sparse_softmax_cross_entropy(tf.maximum(label_ids, 0), outputs["logits"])
         return tf.reduce_sum(per_token * weights)
 
     def score(self, outputs, labels, ctx):
