@@ -1,12 +1,12 @@
-"""Custom CPU kernels of the Transformer layer, behind one switch.
+"""Custom CPU kernels of the Transformer layer and the losses, behind one switch.
 
 `dense`, `gelu`, `LayerNorm`, `Dropout` and `sparse_softmax_cross_entropy`
 here are what the layers and losses use. With fast kernels on they are this
 package's hand-tuned versions (each module says what it saves, measured on
 oneDNN); off, they are the stock ops (`tf.matmul` + `tf.nn.bias_add`,
 `tf.nn.gelu`, Keras' `LayerNormalization` and `Dropout`,
-`tf.nn.sparse_softmax_cross_entropy_with_logits`). The variables are the same either way, so weights and
-checkpoints move freely between the two.
+`tf.nn.sparse_softmax_cross_entropy_with_logits`). The variables are the
+same either way, so weights and checkpoints move freely between the two.
 
 The default (`None`) turns them on when no GPU or TPU is visible: they were
 tuned for oneDNN on CPUs and never measured on accelerators. The switch is
