@@ -43,8 +43,8 @@ def sample_from_softmax(
     """Samples ids [B, N] from softmax(logits / temperature), logits [B, N, V].
 
     The reference draws with the Gumbel-max trick: V uniforms and 2 V logs per
-    row. Inverting the CDF draws the same distribution from one uniform and
-    one exp per logit, which is about a third of the cost for the generator's
+    row. Inverting the CDF draws the same distribution from one uniform per
+    row and one exp per logit, about a third of the cost for the generator's
     30k-word rows. The search runs in two levels (block sums of `_BLOCK`
     probabilities, then one block) because TensorFlow's CPU cumsum over a
     whole 30k-wide row costs more than the Gumbel noise did. A token whose
@@ -69,7 +69,8 @@ def sample_from_softmax(
 
     key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=tf.cast(seed, tf.int32))
     # One Philox step (4 values, the first used) per position.
-    counter += tf.stack([tf.cast(row_offset * n, tf.uint64), tf.constant(0, tf.uint64)])
+    first = tf.cast(row_offset, tf.uint64) * tf.cast(n, tf.uint64)
+    counter += tf.stack([first, tf.constant(0, tf.uint64)])
     uniform = tf.raw_ops.StatelessRandomUniformV2(
         shape=tf.stack([rows * n, 4]), key=key, counter=counter, alg=_PHILOX, dtype=tf.float32
     )[:, 0]
