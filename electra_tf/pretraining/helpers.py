@@ -56,6 +56,11 @@ def sample_from_softmax(
     micro-batch) draws exactly its slice by starting the counter at its first
     row. The samples therefore do not depend on how the global batch is split
     over replicas or micro-batches.
+
+    Example:
+        >>> logits = np.array([[[-np.inf, 0.0, -np.inf]]], "float32")  # only id 1
+        >>> sample_from_softmax(logits, tf.constant([1, 2])).numpy()
+        array([[1]], dtype=int32)
     """
     logits = tf.stop_gradient(tf.cast(logits, tf.float32)) / temperature
     shape = tf.shape(logits)
