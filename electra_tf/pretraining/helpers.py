@@ -43,11 +43,11 @@ def sample_from_softmax(
     """Samples ids [B, N] from softmax(logits / temperature), logits [B, N, V].
 
     The reference draws with the Gumbel-max trick: V uniforms and 2 V logs per
-    row. Inverting the CDF draws the same distribution from one uniform per
-    row and one exp per logit, about a third of the cost for the generator's
-    30k-word rows. The search runs in two levels (block sums of `_BLOCK`
-    probabilities, then one block) because TensorFlow's CPU cumsum over a
-    whole 30k-wide row costs more than the Gumbel noise did. A token whose
+    position. Inverting the CDF draws the same distribution from one uniform
+    per position and one exp per logit, about a third of the cost for the
+    generator's 30k-word vocab. The search runs in two levels (block sums of
+    `_BLOCK` probabilities, then one block) because TensorFlow's CPU cumsum
+    over a whole 30k-wide row of logits costs more than the Gumbel noise did. A token whose
     probability underflows to 0 is never drawn.
 
     Stateless and keyed by (seed, row): `logits` are rows `row_offset ..
