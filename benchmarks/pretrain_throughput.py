@@ -26,6 +26,11 @@ peak in its own precision, so the figures compare across machines whose
 TF/PyTorch peaks differ. The float32 ratio is our best float32 system
 against the fastest float32 peer. A system whose precision the CPU only
 emulates (bf16 without AVX512_BF16/AMX) is timed over fewer steps.
+
+`--max_isa=avx2` caps every framework's vector kernels at AVX2 (oneDNN,
+MKL, ATen, XLA), which measures how the ratio holds on a CPU without
+AVX-512: there the TF and PyTorch float32 peaks are level. It runs the
+float32 systems only; bf16 cannot be emulated that way.
 Needs the bench extras: pip install -e ".[bench]".
 """
 
@@ -58,6 +63,20 @@ PEAK_OF = {
 SYSTEMS = tuple(PEAK_OF)
 F32_PEERS = ("hf", "hf_compile", "model_garden")
 BF16_PEERS = ("hf_bf16", "model_garden_bf16")
+# Environment that caps each framework's runtime-dispatched kernels at an
+# ISA. TensorFlow's own (Eigen) kernels are compiled for AVX only, so its
+# oneDNN and XLA are what dispatch wider; PyTorch dispatches in ATen,
+# MKL (its float32 GEMM), oneDNN, and inductor's generated code (which
+# follows ATEN_CPU_CAPABILITY).
+ISA_CAPS = {
+    "native": {},
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+    },
+}
 
 
 def model_flops_per_sequence(mlm_positions: int = N_MASK) -> float:
@@ -228,6 +247,14 @@ def worker_hf(steps, compiled=False, bf16=False):
         mask = b["input_mask"].float()
         return mlm + 50.0 * (bce * mask).sum() / mask.sum()
 
+    if compiled and os.environ.get("ATEN_CPU_CAPABILITY") == "avx2":
+        # Under --max_isa=avx2 on an AVX-512 host, inductor (torch 2.13)
+        # emits some int64 index loops at the host's 512-bit width but
+        # compiles them for AVX2, and the scatter segfaults; giving it the
+        # capped width explicitly generates consistent code.
+        import torch._inductor.config
+
+        torch._inductor.config.cpp.simdlen = 256
     forward = torch.compile(losses) if compiled else losses
 
     def step():
@@ -338,7 +365,7 @@ def _matmul_gflops(run, n, budget_s=10.0):
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def worker_matmul():
+def worker_matmul(bf16: bool = True):
     """Each framework's 2048^2 matmul rate in float32 and bfloat16: the peaks
     its MFU is measured against."""
     import numpy as np
@@ -348,7 +375,8 @@ def worker_matmul():
     x = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
     mm = tf.function(lambda a: tf.matmul(a, a))
     out = {}
-    for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
+    precisions = (("float32", tf.float32), ("bfloat16", tf.bfloat16))[: 2 if bf16 else 1]
+    for name, dtype in precisions:
         a = tf.cast(tf.constant(x), dtype)
         out[f"tf_{name}_gflops"] = _matmul_gflops(lambda a=a: mm(a).numpy(), n)
     try:
@@ -356,7 +384,8 @@ def worker_matmul():
     except ImportError:
         return out
     torch.set_num_threads(os.cpu_count() or 1)
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+    precisions = (("float32", torch.float32), ("bfloat16", torch.bfloat16))[: 2 if bf16 else 1]
+    for name, dtype in precisions:
         # nn.Linear's path: on CPUs without native bf16, `a @ a` in bf16 falls
         # back to a kernel ~50x slower than the oneDNN one linear takes.
         a = torch.from_numpy(x).to(dtype)
@@ -392,7 +421,9 @@ def _run_worker(name: str, steps: int) -> dict:
     if name == "model_garden_bf16":
         return worker_model_garden(steps, policy="mixed_bfloat16")
     if name == "matmul":
-        return worker_matmul()
+        # A capped oneDNN aborts the process on a bf16 matmul (no AVX2
+        # primitive) instead of falling back as it does on a real AVX2 CPU.
+        return worker_matmul(bf16="ONEDNN_MAX_CPU_ISA" not in os.environ)
     raise ValueError(name)
 
 
@@ -414,7 +445,7 @@ def machine() -> dict:
     return info
 
 
-def summarize(runs: dict[str, list[dict]], systems: list[str]) -> dict:
+def summarize(runs: dict[str, list[dict]], systems: list[str], max_isa: str = "native") -> dict:
     """Medians, MFU against each system's own framework and precision peak,
     and the ratios the README quotes (also per round, to show their spread)."""
 
@@ -429,7 +460,7 @@ def summarize(runs: dict[str, list[dict]], systems: list[str]) -> dict:
         if med("matmul", f"{key}_gflops")
     }
     table = {
-        "machine": machine(),
+        "machine": {**machine(), "max_isa": max_isa},
         "model_gflop_per_sequence": round(flops / 1e9, 2),
         "matmul_peak_gflops": peaks,
     }
@@ -485,12 +516,18 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="Also write the results here.")
+    parser.add_argument(
+        "--max_isa",
+        choices=sorted(ISA_CAPS),
+        default="native",
+        help="Cap every framework's kernels at this ISA (float32 systems only).",
+    )
     args = parser.parse_args()
     if args.worker:
         print("RESULT " + json.dumps(run_worker(args.worker, args.steps)))
         return
 
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **ISA_CAPS[args.max_isa])
     here = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = os.path.dirname(here) + os.pathsep + env.get("PYTHONPATH", "")
 
@@ -517,6 +554,15 @@ def main() -> None:
         return out
 
     systems = [s for s in args.systems.split(",") if s]
+    if args.max_isa != "native":
+        dropped = [s for s in systems if PEAK_OF[s].endswith("bfloat16")]
+        if dropped:
+            print(
+                f"--max_isa={args.max_isa}: skipping {', '.join(dropped)} (bf16 "
+                "cannot be emulated by capping the ISA)",
+                file=sys.stderr,
+            )
+        systems = [s for s in systems if s not in dropped]
     runs: dict[str, list[dict]] = {s: [] for s in systems + ["matmul"]}
     for r in range(args.rounds):
         for name in ["matmul", *systems]:
@@ -528,7 +574,7 @@ def main() -> None:
                 shown = {k: round(v, 2) for k, v in out.items()}
                 print(f"round {r + 1} {name}: {shown}", flush=True)
 
-    table = summarize(runs, systems)
+    table = summarize(runs, systems, args.max_isa)
     for name, error in errors.items():
         table[name] = {"error": error}
     print(json.dumps(table, indent=2))
