@@ -1,6 +1,6 @@
 r"""Does pre-training pay? ELECTRA vs MLM at equal pre-training FLOPs vs random init.
 
-    python benchmarks/learning.py            # the full protocol, about an hour on 2 cores
+    python benchmarks/learning.py            # the full protocol, ~35 min on 2 cores
     python benchmarks/learning.py --quick    # a smoke run of every stage, ~4 min
 
 The paper's claim (Clark et al. 2020, Figure 4 / Table 1) at a scale this

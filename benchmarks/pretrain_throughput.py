@@ -31,6 +31,7 @@ emulates (bf16 without AVX512_BF16/AMX) is timed over fewer steps.
 MKL, ATen, XLA), which measures how the ratio holds on a CPU without
 AVX-512: there the TF and PyTorch float32 peaks are level. It runs the
 float32 systems only; bf16 cannot be emulated that way.
+
 Needs the bench extras: pip install -e ".[bench]".
 """
 
@@ -249,9 +250,9 @@ def worker_hf(steps, compiled=False, bf16=False):
 
     if compiled and os.environ.get("ATEN_CPU_CAPABILITY") == "avx2":
         # Under --max_isa=avx2 on an AVX-512 host, inductor (torch 2.13)
-        # emits some int64 index loops at the host's 512-bit width but
-        # compiles them for AVX2, and the scatter segfaults; giving it the
-        # capped width explicitly generates consistent code.
+        # generates some int64 index loops for 16 lanes but compiles them
+        # for AVX2, and their scatter segfaults (no upstream report found);
+        # giving it the capped width explicitly makes the two agree.
         import torch._inductor.config
 
         torch._inductor.config.cpp.simdlen = 256
