@@ -376,20 +376,19 @@ def worker_matmul(bf16: bool = True):
     x = np.random.default_rng(0).normal(size=(n, n)).astype("float32")
     mm = tf.function(lambda a: tf.matmul(a, a))
     out = {}
-    precisions = (("float32", tf.float32), ("bfloat16", tf.bfloat16))[: 2 if bf16 else 1]
-    for name, dtype in precisions:
-        a = tf.cast(tf.constant(x), dtype)
+    precisions = ("float32", "bfloat16") if bf16 else ("float32",)
+    for name in precisions:
+        a = tf.cast(tf.constant(x), getattr(tf, name))
         out[f"tf_{name}_gflops"] = _matmul_gflops(lambda a=a: mm(a).numpy(), n)
     try:
         import torch
     except ImportError:
         return out
     torch.set_num_threads(os.cpu_count() or 1)
-    precisions = (("float32", torch.float32), ("bfloat16", torch.bfloat16))[: 2 if bf16 else 1]
-    for name, dtype in precisions:
+    for name in precisions:
         # nn.Linear's path: on CPUs without native bf16, `a @ a` in bf16 falls
         # back to a kernel ~50x slower than the oneDNN one linear takes.
-        a = torch.from_numpy(x).to(dtype)
+        a = torch.from_numpy(x).to(getattr(torch, name))
         out[f"torch_{name}_gflops"] = _matmul_gflops(
             lambda a=a: torch.nn.functional.linear(a, a), n
         )

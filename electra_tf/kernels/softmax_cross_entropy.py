@@ -24,6 +24,7 @@ def sparse_softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Ten
         float32 [...] losses, differentiable with respect to `logits`.
 
     Example:
+        >>> import numpy as np
         >>> loss = sparse_softmax_cross_entropy([0, 2], np.zeros((2, 3), "float32"))
         >>> np.allclose(loss, np.log(3.0))
         True
