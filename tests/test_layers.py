@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf.kernels import set_fast_kernels
+from electra_tf.kernels import fused_dense, set_fast_kernels
 from electra_tf.kernels.dropout import Dropout, dropout_mask
-from electra_tf.kernels.fused_dense import dense
+from electra_tf.kernels.fused_dense import dense, pad_intermediate
 from electra_tf.kernels.fused_gelu import fused_gelu
 from electra_tf.kernels.layer_norm import LayerNorm
 from electra_tf.kernels.softmax_cross_entropy import sparse_softmax_cross_entropy
@@ -91,6 +91,73 @@ def test_dense_matches_matmul_and_its_gradients(shape):
     reference = grads(lambda x, k, b: tf.matmul(x, k) + b)
     for a, b in zip(ours, reference):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _feed_forward(x, k1, b1, k2, pad):
+    with tf.GradientTape() as tape:
+        tape.watch([x, k1, b1, k2])
+        inner_kernel, inner_bias, outer_kernel = (
+            pad_intermediate(k1, b1, k2) if pad else (k1, b1, k2)
+        )
+        y = dense(tf.nn.gelu(dense(x, inner_kernel, inner_bias)), outer_kernel, tf.zeros([3]))
+        loss = tf.reduce_sum(y * tf.range(1.0, 4.0))
+    return [y, inner_kernel.shape[1]] + tape.gradient(loss, [x, k1, b1, k2])
+
+
+@pytest.mark.parametrize("width, padded", [(512, 528), (500, 500)])
+def test_pad_intermediate_widens_only_aliasing_blocks_and_keeps_values(width, padded):
+    rng = np.random.default_rng(0)
+    x, k1, b1, k2 = (
+        tf.constant(rng.normal(size=s), tf.float32)
+        for s in ([6, 4], [4, width], [width], [width, 3])
+    )
+    plain = _feed_forward(x, k1, b1, k2, pad=False)
+    widened = _feed_forward(x, k1, b1, k2, pad=True)
+    assert widened[1] == padded
+    for a, b in zip(plain[:1] + plain[2:], widened[:1] + widened[2:]):
+        assert a.shape == b.shape  # gradients have the variables' own shapes
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_layer_pads_its_feed_forward_on_aliasing_prone_cpus(monkeypatch):
+    keras.utils.set_random_seed(0)
+    layer = ElectraTransformerLayer(num_heads=2, intermediate_size=512)
+    x = tf.random.normal([2, 5, 16])
+    layer(x)
+
+    def run():
+        with tf.GradientTape() as tape:
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(1.0, 17.0))
+        return [y] + tape.gradient(loss, layer.trainable_variables)
+
+    widths = []
+
+    def spy(*weights):
+        widened = pad_intermediate(*weights)
+        widths.append(widened[0].shape[1])
+        return widened
+
+    plain = run()
+    monkeypatch.setattr(fused_dense, "aliasing_prone_cpu", lambda: True)
+    monkeypatch.setattr(fused_dense, "pad_intermediate", spy)
+    padded = run()
+    assert widths == [528]
+    layer(x)  # inference never pads, so exports hold the plain weights
+    assert widths == [528]
+    for a, b in zip(plain, padded):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_aliasing_prone_cpu_follows_the_onednn_isa_cap(monkeypatch):
+    fused_dense.aliasing_prone_cpu.cache_clear()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert fused_dense.aliasing_prone_cpu()
+    fused_dense.aliasing_prone_cpu.cache_clear()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    has_avx512 = "avx512f" in pathlib.Path("/proc/cpuinfo").read_text()
+    assert fused_dense.aliasing_prone_cpu() == (not has_avx512)
+    fused_dense.aliasing_prone_cpu.cache_clear()
 
 
 @pytest.mark.parametrize("approximate", [False, True])

@@ -42,6 +42,17 @@ def dense(x: tf.Tensor, kernel, bias) -> tf.Tensor:
     return tf.nn.bias_add(tf.matmul(x, kernel), bias)
 
 
+def pad_intermediate(inner_kernel, inner_bias, outer_kernel) -> tuple:
+    """A feed-forward block's weights, with zero units that break an aliasing
+    row stride of its activations where the CPU's GEMM kernels need it."""
+    if fast_kernels_enabled():
+        from electra_tf.kernels import fused_dense
+
+        if fused_dense.aliasing_prone_cpu():
+            return fused_dense.pad_intermediate(inner_kernel, inner_bias, outer_kernel)
+    return inner_kernel, inner_bias, outer_kernel
+
+
 def gelu(x: tf.Tensor, approximate: bool = False) -> tf.Tensor:
     """GELU for training (erf form, or tanh with `approximate`)."""
     if fast_kernels_enabled():
@@ -69,6 +80,7 @@ __all__ = [
     "dense",
     "fast_kernels_enabled",
     "gelu",
+    "pad_intermediate",
     "set_fast_kernels",
     "sparse_softmax_cross_entropy",
 ]

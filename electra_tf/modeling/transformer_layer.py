@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from electra_tf.kernels import Dropout, LayerNorm, dense, gelu
+from electra_tf.kernels import Dropout, LayerNorm, dense, gelu, pad_intermediate
 from electra_tf.modeling.initializers import (
     GELU_APPROXIMATE,
     activation,
@@ -103,12 +103,22 @@ class ElectraTransformerLayer(keras.layers.Layer):
         x = self.attention_layer_norm(x + inputs)
 
         flat = tf.reshape(x, [-1, self.hidden_size])
-        h = dense(flat, self.intermediate_kernel, self.intermediate_bias)
+        inner_kernel, inner_bias, outer_kernel = (
+            self.intermediate_kernel,
+            self.intermediate_bias,
+            self.output_kernel,
+        )
+        if training:
+            # Inference keeps the plain weights, so exports hold no padding.
+            inner_kernel, inner_bias, outer_kernel = pad_intermediate(
+                inner_kernel, inner_bias, outer_kernel
+            )
+        h = dense(flat, inner_kernel, inner_bias)
         if training and self.hidden_act in GELU_APPROXIMATE:
             h = gelu(h, approximate=GELU_APPROXIMATE[self.hidden_act])
         else:
             h = self.activation(h)
-        h = dense(h, self.output_kernel, self.output_bias)
+        h = dense(h, outer_kernel, self.output_bias)
         h = self.output_dropout(tf.reshape(h, shape), training=training)
         return self.output_layer_norm(h + x)
 
