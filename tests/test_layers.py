@@ -138,6 +138,7 @@ def test_transformer_layer_pads_its_feed_forward_on_aliasing_prone_cpus(monkeypa
         widths.append(widened[0].shape[1])
         return widened
 
+    monkeypatch.setattr(fused_dense, "aliasing_prone_cpu", lambda: False)
     plain = run()
     monkeypatch.setattr(fused_dense, "aliasing_prone_cpu", lambda: True)
     monkeypatch.setattr(fused_dense, "pad_intermediate", spy)

@@ -65,11 +65,11 @@ def pad_intermediate(
     rows to `outer_kernel` [width, out]. The extra units meet zero rows of
     `outer_kernel`, so the block's output is unchanged for any activation,
     and the pad's gradient drops the padding's share, so the variables train
-    exactly as before. The intermediate
-    activations, the block's largest tensors, then have a row stride that is
-    not a multiple of 2 KB; at ELECTRA-Small's width this takes the block's
-    forward and backward on AVX2 oneDNN from 107 to 77 ms. Worth it only
-    where `aliasing_prone_cpu()`: on AVX-512 the wider block made the whole
+    exactly as before. The intermediate activations, the block's largest
+    tensors, then have a row stride that is not a multiple of 2 KB; at
+    ELECTRA-Small's width this takes the block's forward and backward on
+    AVX2 oneDNN from 107 to 77 ms. Worth it only where
+    `aliasing_prone_cpu()`: on AVX-512 the wider block made the whole
     ELECTRA-Small step 9% slower.
 
     Example:
