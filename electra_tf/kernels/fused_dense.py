@@ -83,11 +83,10 @@ def pad_intermediate(
     width = inner_kernel.shape[-1]
     if width is None or (width * inner_kernel.dtype.size) % _ALIASING_STRIDE_BYTES:
         return inner_kernel, inner_bias, outer_kernel
-    pad = _PAD_COLUMNS
     return (
-        tf.pad(inner_kernel, [[0, 0], [0, pad]]),
-        tf.pad(inner_bias, [[0, pad]]),
-        tf.pad(outer_kernel, [[0, pad], [0, 0]]),
+        tf.pad(inner_kernel, [[0, 0], [0, _PAD_COLUMNS]]),
+        tf.pad(inner_bias, [[0, _PAD_COLUMNS]]),
+        tf.pad(outer_kernel, [[0, _PAD_COLUMNS], [0, 0]]),
     )
 
 

@@ -48,7 +48,8 @@ def sample_from_softmax(
     generator's 30k-word vocab. The search runs in two levels (block sums of
     `_BLOCK` probabilities, then one block) because TensorFlow's CPU cumsum
     over whole 30k-wide rows costs 70 ms per ELECTRA-Small step, over three
-    times the 20 ms of the whole two-level sampling. A token whose probability underflows to 0 is never drawn.
+    times the 20 ms of the whole two-level sampling. A token whose
+    probability underflows to 0 is never drawn.
 
     Stateless and keyed by (seed, row): `logits` are rows `row_offset ..
     row_offset + B` of a global batch, and each row gets the uniform it would
