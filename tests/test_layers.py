@@ -93,6 +93,31 @@ def test_dense_matches_matmul_and_its_gradients(shape):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_dense_sums_a_bfloat16_bias_gradient_in_float32():
+    # A bfloat16 running sum stops growing in steps smaller than its spacing
+    # (1 at 128-256): BiasAddGrad's CPU kernel, which sums in bfloat16, is off
+    # by about a tenth of the largest sum over these 4,096 rows.
+    tokens, width = 4096, 64
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(tokens, 8)), tf.bfloat16)
+    kernel = tf.constant(rng.normal(size=(8, width)), tf.bfloat16)
+    bias = tf.zeros([width], tf.bfloat16)
+    # A small common offset, as real gradients have, takes the sums past 128.
+    dy = tf.constant(rng.normal(size=(tokens, width)) + 0.05, tf.bfloat16)
+
+    @tf.function
+    def bias_gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(bias)
+            y = dense(x, kernel, bias)
+        return tape.gradient(y, bias, output_gradients=dy)
+
+    exact = dy.numpy().astype(np.float64).sum(0)
+    error = np.abs(bias_gradient().numpy().astype(np.float64) - exact).max()
+    # Within one bfloat16 spacing of the largest sum (rounding is half of one).
+    assert error <= np.abs(exact).max() / 128, (error, np.abs(exact).max())
+
+
 def _feed_forward(x, k1, b1, k2, pad):
     with tf.GradientTape() as tape:
         tape.watch([x, k1, b1, k2])
