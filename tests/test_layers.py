@@ -175,15 +175,22 @@ def test_transformer_layer_pads_its_feed_forward_on_aliasing_prone_cpus(monkeypa
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_aliasing_prone_cpu_follows_the_onednn_isa_cap(monkeypatch):
+@pytest.fixture
+def uncached_cpu_check():
+    # The check is cached per process; a failing assertion must not leave
+    # this test's answer behind for the tests that follow.
     fused_dense.aliasing_prone_cpu.cache_clear()
+    yield
+    fused_dense.aliasing_prone_cpu.cache_clear()
+
+
+def test_aliasing_prone_cpu_follows_the_onednn_isa_cap(monkeypatch, uncached_cpu_check):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     assert fused_dense.aliasing_prone_cpu()
     fused_dense.aliasing_prone_cpu.cache_clear()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     has_avx512 = "avx512f" in pathlib.Path("/proc/cpuinfo").read_text()
     assert fused_dense.aliasing_prone_cpu() == (not has_avx512)
-    fused_dense.aliasing_prone_cpu.cache_clear()
 
 
 @pytest.mark.parametrize("approximate", [False, True])
