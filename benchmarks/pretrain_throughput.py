@@ -140,8 +140,8 @@ def worker_ours(steps, jit, policy="float32"):
     import tensorflow as tf
 
     from electra_tf.config import ElectraConfig
+    from electra_tf.modeling import ElectraPretrainer
     from electra_tf.optimization import create_optimizer
-    from electra_tf.pretraining import ElectraPretrainer
 
     t_launch = time.perf_counter()
     keras.mixed_precision.set_dtype_policy(policy)

@@ -77,7 +77,7 @@ def main() -> None:
     from electra_tf.convert import huggingface
     from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
     from electra_tf.serving.saved_model import export
-    from electra_tf.serving.tflite import LiteClassifier, convert
+    from electra_tf.serving.tflite_export import LiteClassifier, convert
 
     torch.set_num_threads(args.threads)
     work = tempfile.mkdtemp(prefix="serving-bench-")

@@ -39,8 +39,8 @@ def worker(mode: str, steps: int, preset: str) -> dict:
 
     from electra_tf.config import ElectraConfig
     from electra_tf.distribute import get_strategy
+    from electra_tf.modeling import ElectraPretrainer
     from electra_tf.optimization import create_optimizer
-    from electra_tf.pretraining import ElectraPretrainer
 
     name = {"default": "default", "mirrored": "mirrored", "multi_worker": "multi_worker_mirrored"}[
         mode

@@ -25,12 +25,12 @@ import os
 import sys
 from typing import Any
 
-from absl import app, flags, logging
+from absl import flags
 
 from data_prep import finetune_readers as readers
-from electra_tf import console
-from electra_tf.finetuning.data import IGNORE, INFO_FILE
+from electra_tf import cli
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
+from electra_tf.tasks.info import IGNORE, INFO_FILE
 from electra_tf.tokenizer import WordPieceTokenizer
 from electra_tf.vocab import Vocab
 
@@ -411,26 +411,14 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
     return info
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)  # squad_lib logs every feature at INFO
+def command() -> None:
+    """The command line's job, on the parsed flags."""
     F = flags.FLAGS
-    for name in ("task", "input_dir", "output_dir", "vocab"):
-        if not getattr(F, name):
-            raise app.UsageError(f"--{name} is required")
-    settings = Settings(**{f.name: getattr(F, f.name) for f in dataclasses.fields(Settings)})
-    try:
-        build(settings)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    build(Settings(**{f.name: getattr(F, f.name) for f in dataclasses.fields(Settings)}))
 
 
 def run() -> None:
-    console.install()  # before TensorFlow starts logging
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, command, required=("task", "input_dir", "output_dir", "vocab"))
 
 
 if __name__ == "__main__":

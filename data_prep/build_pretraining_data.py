@@ -28,11 +28,11 @@ import traceback
 import types
 from typing import Any
 
-from absl import app, flags
+from absl import flags
 
 from data_prep import storage, text_source
 from data_prep.packing import SequencePacker
-from electra_tf import console, records
+from electra_tf import cli, records
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
 from electra_tf.tokenizer import WordPieceTokenizer
 from electra_tf.vocab import Vocab
@@ -617,18 +617,10 @@ def write_dataset_info(
     return info
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("input", "vocab", "output_dir"):
-        if not getattr(FLAGS, name):
-            raise app.UsageError(f"--{name} is required")
-    try:
-        settings = settings_from_flags()
-        info = build(settings, FLAGS.num_workers, FLAGS.overwrite, " ".join(sys.argv))
-    except ValueError as e:  # InputError included: a clear message, no traceback.
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+def command() -> None:
+    """The command line's job, on the parsed flags (an InputError is bad input)."""
+    settings = settings_from_flags()
+    info = build(settings, FLAGS.num_workers, FLAGS.overwrite, " ".join(sys.argv))
     print_summary(settings, info)
 
 
@@ -672,9 +664,7 @@ def print_summary(settings: Settings, info: dict[str, Any]) -> None:
 
 
 def run() -> None:
-    console.install()  # before TensorFlow starts logging
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, command, required=("input", "vocab", "output_dir"))
 
 
 if __name__ == "__main__":

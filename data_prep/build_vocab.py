@@ -20,10 +20,10 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 from data_prep import text_source
-from electra_tf import console
+from electra_tf import cli
 from electra_tf.io_utils import atomic_write_text
 from electra_tf.vocab import SPECIAL_TOKENS
 
@@ -121,34 +121,24 @@ def learn_vocab(
     return vocab
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("input", "output"):
-        if not getattr(FLAGS, name):
-            raise app.UsageError(f"--{name} is required")
+def command() -> None:
+    """The command line's job, on the parsed flags."""
     start = time.time()
-    try:
-        paths = text_source.expand_globs(FLAGS.input)
-        counts = count_words(paths, FLAGS.lower_case)
-        print(
-            f"[build_vocab] counted {sum(counts.values()):,} words, {len(counts):,} distinct, "
-            f"in {time.time() - start:.1f} s",
-            file=sys.stderr,
-        )
-        vocab = learn_vocab(counts, FLAGS.vocab_size, FLAGS.min_count, FLAGS.max_unique_chars)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    paths = text_source.expand_globs(FLAGS.input)
+    counts = count_words(paths, FLAGS.lower_case)
+    print(
+        f"[build_vocab] counted {sum(counts.values()):,} words, {len(counts):,} distinct, "
+        f"in {time.time() - start:.1f} s",
+        file=sys.stderr,
+    )
+    vocab = learn_vocab(counts, FLAGS.vocab_size, FLAGS.min_count, FLAGS.max_unique_chars)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     atomic_write_text(FLAGS.output, "\n".join(vocab) + "\n")
     print(f"Wrote {len(vocab):,} tokens to {FLAGS.output} in {time.time() - start:.1f} s")
 
 
 def run() -> None:
-    console.install()  # before TensorFlow starts logging
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, command, required=("input", "output"))
 
 
 if __name__ == "__main__":

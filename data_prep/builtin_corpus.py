@@ -18,9 +18,9 @@ import sys
 import sysconfig
 import warnings
 
-from absl import app, flags
+from absl import flags
 
-from electra_tf import console
+from electra_tf import cli
 from electra_tf.io_utils import atomic_write_text
 
 FLAGS = flags.FLAGS
@@ -93,11 +93,8 @@ def collect() -> list[str]:
     return [re.sub(r"\n\s*\n", "\n", d) for d in documents]
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.output:
-        raise app.UsageError("--output is required")
+def command() -> None:
+    """The command line's job, on the parsed flags."""
     docs = collect()
     text = "\n\n".join(docs) + "\n"
     atomic_write_text(FLAGS.output, text)
@@ -108,9 +105,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    console.install()  # before TensorFlow starts logging
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, command, required=("output",))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ object appears whole when its upload is closed.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -37,8 +38,6 @@ def match(pattern: str) -> list[str]:
     if is_remote(pattern):
         results = _fs().match([pattern])[0].metadata_list
         return sorted(m.path for m in results)
-    import glob
-
     return sorted(p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
 
 

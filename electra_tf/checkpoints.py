@@ -25,14 +25,15 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
+from electra_tf.errors import CheckpointWriteError
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
+from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
+from electra_tf.modeling.task_model import ElectraTaskModel
+from electra_tf.tasks import get_task
 
 TASK_FILE = "task.json"
+WEIGHTS_FILE = "model.weights.h5"
 TOWERS = ("discriminator", "generator", "encoder")
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (disk full, file-size limit, permissions)."""
 
 
 def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> None:
@@ -98,8 +99,6 @@ def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
 
     `tower` is "discriminator", "generator" or "encoder" (an ElectraBackbone).
     """
-    from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
-
     classes = {
         "discriminator": ElectraDiscriminator,
         "generator": ElectraGenerator,
@@ -113,16 +112,33 @@ def load_tower(directory: str, tower: str = "discriminator") -> keras.Model:
     return model
 
 
+def is_tower_dir(path: str) -> bool:
+    return os.path.exists(os.path.join(path, WEIGHTS_FILE))
+
+
+def find_towers(path: str, names: tuple[str, ...], itself: str | None) -> dict[str, str]:
+    """The tower directories in `path`, by tower name.
+
+    `path` is a pre-training --model_dir or an `electra_tf.convert` output
+    (towers in its `<name>/` folders; those of `names` that hold weights are
+    returned), or one tower's directory, returned as the tower `itself`.
+    """
+    if is_tower_dir(path) and itself is not None:
+        return {itself: path}
+    candidates = {name: os.path.join(path, name) for name in names}
+    return {name: d for name, d in candidates.items() if is_tower_dir(d)}
+
+
 def find_tower(path: str, flag: str = "--init_checkpoint") -> str:
-    """The tower directory in `path`: itself, or its discriminator/ or encoder/.
-    Errors name `flag`, the option `path` came from."""
-    for candidate in (path, os.path.join(path, "discriminator"), os.path.join(path, "encoder")):
-        if os.path.exists(os.path.join(candidate, "model.weights.h5")):
-            return candidate
-    raise ValueError(
-        f"{flag}={path}: no model.weights.h5 in it or in its discriminator/ or "
-        "encoder/ (write one with electra_tf.pretrain or electra_tf.convert)"
-    )
+    """The encoder's tower directory in `path`: itself, or its discriminator/
+    or encoder/. Errors name `flag`, the option `path` came from."""
+    found = find_towers(path, ("discriminator", "encoder"), itself="discriminator")
+    if not found:
+        raise ValueError(
+            f"{flag}={path}: no {WEIGHTS_FILE} in it or in its discriminator/ or "
+            "encoder/ (write one with electra_tf.pretrain or electra_tf.convert)"
+        )
+    return next(iter(found.values()))
 
 
 def load_encoder(tower_dir: str) -> keras.Model:
@@ -152,21 +168,19 @@ def is_task_model_dir(directory: str) -> bool:
 
 def load_task_model(directory: str):
     """(ElectraTaskModel, task dict) from what `save_task_model` wrote."""
-    from electra_tf.finetuning.task_model import ElectraTaskModel
-    from electra_tf.finetuning.tasks import get_task
-
     path = os.path.join(directory, TASK_FILE)
     try:
         with open(path, encoding="utf-8") as f:
             task = json.load(f)
     except FileNotFoundError:
         raise ValueError(f"{path} not found: not a fine-tuned model directory") from None
+    kind = get_task(task["kind"])
     model = ElectraTaskModel(
         ElectraConfig.load_from_dir(directory),
-        task["kind"],
+        kind,
         num_labels=task["num_labels"],
         with_null=task["with_null"],
-        head=task.get("head") or get_task(task["kind"]).legacy_head,
+        head=task.get("head") or kind.legacy_head,
     )
     model.build()
     model.load_weights(os.path.join(directory, "model.weights.h5"))

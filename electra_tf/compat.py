@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from tensorflow.python.lib.io import tf_record
 
 CHECKED_VERSIONS = {"tensorflow": "2.20.0", "keras": "3.15.1", "keras_hub": "0.32.0"}
 
@@ -79,6 +80,4 @@ def tf_record_random_reader(path: str):
     record. Uses `tensorflow.python.lib.io.tf_record.tf_record_random_reader`
     (no public API reads from an offset or past a bad record).
     """
-    from tensorflow.python.lib.io import tf_record
-
     return tf_record.tf_record_random_reader(path)

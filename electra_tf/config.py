@@ -11,6 +11,8 @@ import json
 import os
 from typing import Any
 
+from electra_tf.io_utils import atomic_write_text
+
 # Sizes from the ELECTRA paper (Table 6) and google-research/electra.
 # `generator_fraction` is the generator's width as a fraction of the
 # discriminator's; its depth follows `generator_layers_fraction`.
@@ -194,8 +196,6 @@ class ElectraConfig:
 
     def save(self, path: str) -> None:
         """Writes the config as JSON atomically (temp file + rename)."""
-        from electra_tf.io_utils import atomic_write_text
-
         atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod

@@ -22,6 +22,8 @@ import re
 import sys
 import threading
 
+from electra_tf.errors import CheckpointWriteError, TrainingHalted
+
 # Each pattern is a known, harmless start-up message; nothing else is dropped.
 NOISE = re.compile(
     rb"failed call to cuInit"
@@ -115,9 +117,6 @@ def run_job(job):
     `error: ...` line, not a traceback; a preempted run exits 143 so that
     schedulers requeue it. Returns what `job()` returned otherwise.
     """
-    from electra_tf.checkpoints import CheckpointWriteError
-    from electra_tf.engine.loop import TrainingHalted
-
     try:
         result = job()
     except ValueError as e:

@@ -1,9 +1,25 @@
-"""`python -m electra_tf.pretrain`: the pre-training command line (`electra_tf.pretraining.cli`)."""
+r"""ELECTRA pre-training from the command line.
 
-from electra_tf.pretraining import cli
+    python -m electra_tf.pretrain --flagfile=configs/electra_small.flags \
+        --train_data='data/pretrain-*.tfrecord' --model_dir=runs/small
 
-__doc__ = cli.__doc__  # absl's --help prints the __main__ module's docstring
-run = cli.run
+Rerunning the same command resumes from the latest checkpoint in
+--model_dir. See `python -m electra_tf.pretrain --help` for its flags.
+"""
+
+from __future__ import annotations
+
+from electra_tf import cli
+from electra_tf import flags as electra_flags
+
+
+def run() -> None:
+    cli.main(
+        electra_flags.define_pretrain_flags,
+        "electra_tf.pretraining.command:run_command",
+        required=("train_data", "model_dir"),
+    )
+
 
 if __name__ == "__main__":
     run()

@@ -24,65 +24,16 @@ MediaPipe's own runtime).
 
 from __future__ import annotations
 
-import json
-import os
-
-from electra_tf import console
-
-
-def main(argv: list[str]) -> None:
-    from absl import app, flags
-
-    from electra_tf.io_utils import atomic_write_json
-    from electra_tf.serving import mediapipe
-    from electra_tf.serving.tflite import convert, parity_report, read_task_file
-
-    F = flags.FLAGS
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("saved_model", "output"):
-        if not getattr(F, name):
-            raise app.UsageError(f"--{name} is required")
-
-    def job() -> None:
-        target = F.target
-        if target is None:
-            task = read_task_file(F.saved_model)
-            single_text = task["kind"] == "classification" and not task.get("pair")
-            target = "classifier" if single_text else "ids"
-        if target == "ids":
-            convert(F.saved_model, F.output, F.quantize, F.representative_data, F.num_calibration)
-        else:
-            mediapipe.convert(
-                F.saved_model,
-                F.output,
-                target,
-                F.quantize,
-                F.representative_data,
-                F.num_calibration,
-                F.input_length,
-                F.pooling,
-            )
-        print(f"wrote {F.output} ({os.path.getsize(F.output):,} bytes, --target={target})")
-        if F.eval_data and target != "embedder":
-            if target == "ids":
-                report = parity_report(F.output, F.saved_model, F.eval_data)
-            else:
-                report = mediapipe.agreement_report(F.output, F.saved_model, F.eval_data)
-            atomic_write_json(F.output + ".report.json", report)
-            print(json.dumps(report, indent=2))
-
-    console.run_job(job)
+from electra_tf import cli
+from electra_tf import flags as electra_flags
 
 
 def run() -> None:
-    console.install()  # before TensorFlow starts logging
-    from absl import app
-
-    from electra_tf import flags as electra_flags
-
-    electra_flags.define_tflite_flags()
-    app.run(main)
+    cli.main(
+        electra_flags.define_tflite_flags,
+        "electra_tf.serving.tflite_command:run_command",
+        required=("saved_model", "output"),
+    )
 
 
 if __name__ == "__main__":

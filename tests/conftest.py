@@ -8,10 +8,9 @@ import os
 import pathlib
 
 import pytest
+from helpers import REPO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _find_shared_data() -> pathlib.Path | None:

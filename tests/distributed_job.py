@@ -63,7 +63,7 @@ def main() -> None:
             if not nan_steps or step is None:
                 return out
             # Only replica 0's loss turns NaN: the others must skip the step too.
-            from electra_tf.engine.step_model import replica_id
+            from electra_tf.modeling.step_model import replica_id
 
             bad = tf.reduce_any(tf.equal(step, nan_steps)) & tf.equal(replica_id(), 0)
             return {**out, "loss": out["loss"] * tf.where(bad, np.nan, 1.0)}

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from electra_tf.config import ElectraConfig
-from electra_tf.pretraining.job import PretrainOptions
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def tiny_pretrain_options(data_dir, model_dir, **overrides) -> PretrainOptions:
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment a test runs a command in: quiet TensorFlow, the repo importable."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_cli(module: str, *args, env: dict[str, str] | None = None, **kwargs):
+    """Runs `python -m module args...` from the repo root; returns the
+    CompletedProcess with text stdout/stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env or cli_env(),
+        **kwargs,
+    )
+
+
+def tiny_pretrain_options(data_dir, model_dir, **overrides):
     """A 20-step `tiny` pre-training run on the length-64 test shards in `data_dir`."""
+    from electra_tf.config import ElectraConfig
+    from electra_tf.pretraining.job import PretrainOptions
+
     config = ElectraConfig.from_preset("tiny", vocab_size=30522, max_position_embeddings=64)
     base = dict(
         config=config,

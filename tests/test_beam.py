@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import pathlib
 import random
-import subprocess
-import sys
 
 import pytest
+from helpers import run_cli
 
 from data_prep import build_pretraining_data as local
 from data_prep import build_vocab
@@ -18,7 +15,6 @@ from data_prep.beam import pretraining_data as beam_data
 from data_prep.beam import vocab as beam_vocab
 from data_prep.text_source import InputError
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 TWO_PROCESSES = [
     "--runner=DirectRunner",
     "--direct_num_workers=2",
@@ -98,13 +94,7 @@ def test_beam_vocab_is_the_local_vocab(moby_sample, tmp_path):
 
 
 def _cli(module, *args):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-    )
+    return run_cli(module, *args)
 
 
 def test_bad_inputs_fail_on_beam_as_they_do_locally(vocab_path, tmp_path):

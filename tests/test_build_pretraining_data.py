@@ -1,7 +1,6 @@
 """data_prep.build_pretraining_data on real text: format, accounting, safety."""
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -9,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REPO, run_cli
 
 from data_prep.build_pretraining_data import Settings, build
 from electra_tf.pretraining import data as data_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 PAD, CLS, SEP, MASK = 0, 101, 102, 103
 
 
@@ -28,15 +27,7 @@ def _records(directory):
 
 
 def _run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "data_prep.build_pretraining_data", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli("data_prep.build_pretraining_data", *args, timeout=300)
 
 
 def test_shards_round_trip_with_tf_data(masked_data):
@@ -236,6 +227,7 @@ def test_unmasked_shards_are_made_without_tensorflow(moby_sample, vocab_path, tm
     code = f"""
 import sys
 from data_prep.build_pretraining_data import Settings, build
+from helpers import REPO
 build(Settings(inputs=({str(moby_sample)!r},), vocab={str(vocab_path)!r},
                output_dir={str(tmp_path / "u")!r}, num_shards=2, compression="gzip"))
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tensorflow_text")))

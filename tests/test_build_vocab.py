@@ -1,5 +1,4 @@
-import subprocess
-import sys
+from helpers import run_cli
 
 from data_prep.build_vocab import count_words, learn_vocab, reserved_tokens
 from electra_tf.vocab import Vocab
@@ -22,17 +21,11 @@ def test_small_vocab_puts_specials_first(moby_sample):
 
 def test_cli_writes_a_loadable_vocab(moby_sample, tmp_path):
     out = tmp_path / "v" / "vocab.txt"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "data_prep.build_vocab",
-            f"--input={moby_sample}",
-            "--vocab_size=1500",
-            f"--output={out}",
-        ],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "data_prep.build_vocab",
+        f"--input={moby_sample}",
+        "--vocab_size=1500",
+        f"--output={out}",
         timeout=300,
     )
     assert r.returncode == 0, r.stderr

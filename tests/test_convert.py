@@ -10,6 +10,8 @@ torch = pytest.importorskip(
 )
 transformers = pytest.importorskip("transformers")
 
+from helpers import run_cli  # noqa: E402
+
 from electra_tf.convert import huggingface  # noqa: E402
 
 IDS = np.array([[101, 7, 8, 9, 10, 11, 102, 0], [101, 20, 21, 102, 30, 31, 102, 0]], np.int64)
@@ -91,7 +93,7 @@ def test_hf_generator_and_encoder_parity(tmp_path):
 
 def test_export_to_hf_loads_without_missing_or_unexpected_weights(tmp_path):
     from electra_tf.config import ElectraConfig
-    from electra_tf.pretraining import ElectraPretrainer
+    from electra_tf.modeling import ElectraPretrainer
 
     model = ElectraPretrainer(ElectraConfig.from_preset("tiny", vocab_size=120, dropout=0.0))
     model.build()
@@ -200,7 +202,7 @@ def test_google_tf1_checkpoint_imports_exactly(tmp_path):
 
     from electra_tf.config import ElectraConfig
     from electra_tf.convert import google, weight_map
-    from electra_tf.pretraining import ElectraPretrainer
+    from electra_tf.modeling import ElectraPretrainer
 
     # The reference computes GELU with erf (model/modeling.py), so the import
     # must build "gelu", not the tanh approximation.
@@ -283,26 +285,12 @@ def test_keras_hub_backbone_imports(tmp_path):
 
 @pytest.mark.slow  # three CLI processes, each loading TensorFlow
 def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
-    import os
-    import pathlib
-    import subprocess
-    import sys
-
-    repo = pathlib.Path(__file__).resolve().parents[1]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     torch.manual_seed(3)
     hf = transformers.ElectraForPreTraining(_hf_config()).eval()
     hf.save_pretrained(tmp_path / "hf", safe_serialization=True)
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "electra_tf.convert", *args],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return run_cli("electra_tf.convert", *args, timeout=300)
 
     r = cli("--from=hf", f"--input={tmp_path / 'hf'}", f"--output={tmp_path / 'ours'}")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -324,12 +312,13 @@ def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
 
 def test_fine_tuned_classifier_exports_to_hf_with_parity(tmp_path):
     from electra_tf.config import ElectraConfig
-    from electra_tf.finetuning.task_model import ElectraTaskModel
+    from electra_tf.modeling.task_model import ElectraTaskModel
+    from electra_tf.tasks import get_task
 
     config = ElectraConfig.from_preset(
         "tiny", vocab_size=120, max_position_embeddings=64, hidden_act="gelu"
     )
-    ours = ElectraTaskModel(config, "classification", num_labels=3, head="hf")
+    ours = ElectraTaskModel(config, get_task("classification"), num_labels=3, head="hf")
     ours.build()
     assert huggingface.save(ours, str(tmp_path)) == "ElectraForSequenceClassification"
     hf = transformers.ElectraForSequenceClassification.from_pretrained(tmp_path).eval()

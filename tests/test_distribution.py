@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REPO
 
 from electra_tf.distribute import get_strategy
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 JOB = REPO / "tests" / "distributed_job.py"
 
 

@@ -9,20 +9,20 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REPO, run_cli
 
 from electra_tf.checkpoints import load_task_model
 from electra_tf.config import ElectraConfig
 from electra_tf.finetuning.job import save_for_export
-from electra_tf.finetuning.task_model import ElectraTaskModel
+from electra_tf.modeling.task_model import ElectraTaskModel
 from electra_tf.serving.saved_model import TEXT_OPS, export
+from electra_tf.tasks import get_task
 from electra_tf.tokenizer import WordPieceTokenizer
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 EDGE_TEXTS = ["", "   \t ", "word " * 3000, "naïve café 😀 ½"]
 TINY = dict(vocab_size=30522, max_position_embeddings=64)
 
@@ -102,11 +102,7 @@ def test_versions_and_assets(sst2_classifier, tmp_path):
     assert (assets / "labels.txt").read_text() == "0\n1\n"
     assert json.loads((assets / "task.json").read_text())["max_seq_length"] == 64
     assert not [n for n in os.listdir(base) if n.startswith(".")]  # no staging left behind
-    r = subprocess.run(
-        [sys.executable, "-m", "electra_tf.export", f"--checkpoint={sst2_classifier}",
-         f"--export_dir={base}"],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
+    r = run_cli("electra_tf.export", f"--checkpoint={sst2_classifier}", f"--export_dir={base}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"exported {base / '3'}" in r.stdout
 
@@ -115,7 +111,7 @@ def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path
     config = ElectraConfig.from_preset("tiny", **TINY)
     model = ElectraTaskModel(
         config,
-        kind,
+        get_task(kind),
         num_labels=len(labels or [0]),
         with_null=bool(squad and squad["version_2"]),
         head=head,

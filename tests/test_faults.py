@@ -17,17 +17,15 @@ import chaos
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_pretrain_options
+from helpers import REPO, tiny_pretrain_options
 
 from electra_tf.compat import tf_record_random_reader
-from electra_tf.engine.loop import TrainingHalted
 from electra_tf.engine.run_lock import ModelDirInUseError, RunLock
-from electra_tf.pretraining import ElectraPretrainer
+from electra_tf.errors import TrainingHalted
+from electra_tf.modeling import ElectraPretrainer
 from electra_tf.pretraining import data as data_lib
 from electra_tf.pretraining.job import run_pretraining
 from electra_tf.shard_scan import scan_shard
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _env():

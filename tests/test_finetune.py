@@ -6,10 +6,9 @@ from __future__ import annotations
 import io
 import json
 import pathlib
-import subprocess
-import sys
 
 import pytest
+from helpers import REPO, run_cli
 
 from data_prep.build_finetuning_data import Settings, build
 from electra_tf.checkpoints import load_task_model
@@ -17,7 +16,6 @@ from electra_tf.config import ElectraConfig
 from electra_tf.finetuning.job import FinetuneOptions, build_model, run_finetuning
 from electra_tf.pretraining.job import PretrainOptions, run_pretraining
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 DEVNULL = io.StringIO()
 TINY = dict(vocab_size=30522, max_position_embeddings=64)
 
@@ -156,8 +154,8 @@ def test_squad_fixture_trains_decodes_and_scores(shared_data, vocab_path, tmp_pa
 def test_layerwise_learning_rates_of_a_task_model(sst2, tmp_path):
     config = ElectraConfig.from_preset("tiny", **TINY)  # 2 layers
     options = _options(sst2, tmp_path, config=config, layerwise_lr_decay=0.5)
-    from electra_tf.finetuning.data import load_info
     from electra_tf.optimization import layerwise_lr_multipliers
+    from electra_tf.tasks.info import load_info
 
     model, _ = build_model(options, load_info(sst2))
     factors = layerwise_lr_multipliers(model.trainable_variables, config.num_layers, 0.5)
@@ -184,33 +182,29 @@ def test_vocab_mismatch_is_refused(sst2, tmp_path):
 
 def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
     data = tmp_path / "data"
-    subprocess.run(
-        [sys.executable, "-m", "data_prep.build_finetuning_data", "--task=tsv",
-         f"--input_dir={shared_data / 'sst2_like'}", f"--vocab={vocab_path}",
-         f"--output_dir={data}", "--max_seq_length=32"],
-        cwd=REPO, check=True, capture_output=True,
+    run_cli(
+        "data_prep.build_finetuning_data", "--task=tsv",
+        f"--input_dir={shared_data / 'sst2_like'}", f"--vocab={vocab_path}",
+        f"--output_dir={data}", "--max_seq_length=32", check=True,
     )  # fmt: skip
     command = [
-        sys.executable, "-m", "electra_tf.finetune",
+        "electra_tf.finetune",
         f"--flagfile={REPO / 'configs' / 'finetune_small.flags'}",
         "--model_size=tiny", f"--data_dir={data}", f"--model_dir={tmp_path / 'model'}",
         "--num_train_epochs=0.1", "--log_every_steps=10",
     ]  # fmt: skip
-    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    first = run_cli(*command)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "26 steps (265/epoch)" in first.stdout  # 0.1 epoch of 8456 examples, batch 32
     assert "final (step 26): accuracy" in first.stdout
     assert "best (" not in first.stdout  # best-epoch selection is opt-in
-    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    second = run_cli(*command)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Resumed from" in second.stdout and "Already trained 26 of 26" in second.stdout
     assert "10/26" not in second.stdout  # nothing retrained
-    bad = subprocess.run(command + ["--no_such_flag=1"], cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode != 0 and "no_such_flag" in bad.stderr
-    missing = subprocess.run(
-        command[:4] + [f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm2'}"],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
+    bad = run_cli(*command, "--no_such_flag=1")
+    assert bad.returncode == 2 and "no_such_flag" in bad.stderr
+    missing = run_cli(*command[:2], f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm2'}")
     assert missing.returncode == 2 and "finetune_info.json not found" in missing.stderr
 
 
@@ -228,7 +222,8 @@ def test_squad_v2_with_unanswerable_questions(shared_data, vocab_path, tmp_path)
         "squad_v2", tmp_path / "in", tmp_path / "data", vocab_path, train_file="v2.json",
         dev_file="v2.json", doc_stride=32, max_query_length=24,
     )  # fmt: skip
-    from electra_tf.finetuning.data import finetune_dataset, load_info
+    from electra_tf.finetuning.data import finetune_dataset
+    from electra_tf.tasks.info import load_info
 
     info = load_info(out)
     assert info["squad"]["version_2"] and info["splits"]["dev"]["examples"] == 6

@@ -11,7 +11,8 @@ import pytest
 
 from data_prep import finetune_readers as readers
 from data_prep.build_finetuning_data import Settings, build
-from electra_tf.finetuning.data import IGNORE, finetune_dataset, load_info
+from electra_tf.finetuning.data import finetune_dataset
+from electra_tf.tasks.info import IGNORE, load_info
 
 
 def _write(path, text):

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import run_cli
 
 from data_prep.build_finetuning_data import Settings, build
 from electra_tf.checkpoints import save_tower
 from electra_tf.config import ElectraConfig
-from electra_tf.finetuning.glue import GlueOptions, glue_score, run_glue, summarize
+from electra_tf.finetuning.glue_suite import GlueOptions, glue_score, run_glue, summarize
 from electra_tf.finetuning.job import FinetuneOptions
 from electra_tf.modeling import ElectraDiscriminator
 
@@ -109,11 +108,9 @@ def test_suite_runs_every_task_and_seed_and_a_rerun_skips_them(
 
 
 def test_cli_refuses_a_missing_task_directory(glue_dir, glue_vocab, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "electra_tf.glue", f"--glue_dir={glue_dir}",
-         f"--output_dir={tmp_path}", f"--vocab={glue_vocab}", "--tasks=qqp",
-         "--model_size=tiny"],
-        capture_output=True, text=True,
+    result = run_cli(
+        "electra_tf.glue", f"--glue_dir={glue_dir}", f"--output_dir={tmp_path}",
+        f"--vocab={glue_vocab}", "--tasks=qqp", "--model_size=tiny",
     )  # fmt: skip
     assert result.returncode == 2
     assert "--tasks: no such directory" in result.stderr and "QQP" in result.stderr

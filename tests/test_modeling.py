@@ -8,8 +8,8 @@ from electra_tf.modeling import (
     ElectraBackbone,
     ElectraDiscriminator,
     ElectraGenerator,
+    ElectraPretrainer,
 )
-from electra_tf.pretraining import ElectraPretrainer
 
 
 def _inputs(b=2, length=12, vocab=100):

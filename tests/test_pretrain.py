@@ -1,21 +1,14 @@
 """Pre-training on real text: learning, exact resume, precision/XLA paths, errors, CLI."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_pretrain_options
+from helpers import run_cli, tiny_pretrain_options
 
 from electra_tf.config import ElectraConfig
 from electra_tf.pretraining.job import run_pretraining
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
 
 _options = tiny_pretrain_options
 
@@ -151,10 +144,7 @@ def test_data_that_does_not_fit_the_model_is_refused(masked_data, tmp_path):
 
 
 def test_cli_runs_from_a_flagfile_and_rejects_unknown_flags(masked_data, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [
-        sys.executable,
-        "-m",
         "electra_tf.pretrain",
         "--flagfile=configs/tiny.flags",
         f"--train_data={masked_data}/pretrain-*",
@@ -165,22 +155,13 @@ def test_cli_runs_from_a_flagfile_and_rejects_unknown_flags(masked_data, tmp_pat
         "--save_checkpoints_steps=6",
         "--train_batch_size=8",
     ]
-    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    r = run_cli(*cmd, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "step       6/6" in r.stdout and "Checkpoint:" in r.stdout
     assert json.loads((tmp_path / "electra_config.json").read_text())["num_layers"] == 2
-    r = subprocess.run(
-        cmd + ["--no_such_flag=1"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert r.returncode != 0 and "no_such_flag" in r.stderr
-    r = subprocess.run(
-        cmd + ["--model_overrides={bad"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_cli(*cmd, "--no_such_flag=1", timeout=300)
+    assert r.returncode == 2 and "no_such_flag" in r.stderr
+    r = run_cli(*cmd, "--model_overrides={bad", timeout=300)
     assert r.returncode == 2 and "--model_overrides" in r.stderr
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.pretraining import ElectraPretrainer
-from electra_tf.pretraining.helpers import (
+from electra_tf.modeling import ElectraPretrainer
+from electra_tf.modeling.pretrain_helpers import (
     gather_positions,
     sample_from_softmax,
     scatter_positions,

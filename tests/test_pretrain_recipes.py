@@ -6,7 +6,7 @@ import tensorflow as tf
 from helpers import tiny_pretrain_options
 
 from electra_tf.config import ElectraConfig
-from electra_tf.pretraining import ElectraPretrainer, MlmPretrainer
+from electra_tf.modeling import ElectraPretrainer, MlmPretrainer
 from electra_tf.pretraining.job import run_pretraining
 
 VOCAB = 120

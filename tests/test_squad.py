@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data_prep.build_finetuning_data import Settings, build
-from electra_tf.finetuning import squad
+from electra_tf.tasks import squad
 
 NEG = -20.0
 

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.finetuning.task_model import ElectraTaskModel
-from electra_tf.finetuning.tasks import get_task, kinds
 from electra_tf.modeling import ClassificationHead, ClsHead
+from electra_tf.modeling.task_model import ElectraTaskModel
+from electra_tf.tasks import get_task, kinds
 
 CONFIG = ElectraConfig.from_preset("tiny", vocab_size=60, max_position_embeddings=16, dropout=0.0)
 
@@ -26,19 +26,19 @@ def test_registry_knows_every_kind_and_names_them_on_error():
 
 
 def test_classification_defaults_to_the_reference_head():
-    model = ElectraTaskModel(CONFIG, "classification", num_labels=3)
+    model = ElectraTaskModel(CONFIG, get_task("classification"), num_labels=3)
     model.build()
     assert isinstance(model.head, ClsHead) and model.head_type == "reference"
     kernels = [v for v in model.head.weights if v.name == "kernel"]
     assert [tuple(k.shape) for k in kernels] == [(CONFIG.hidden_size, 3)]  # no hidden layer
-    hf = ElectraTaskModel(CONFIG, "classification", num_labels=3, head="hf")
+    hf = ElectraTaskModel(CONFIG, get_task("classification"), num_labels=3, head="hf")
     assert isinstance(hf.head, ClassificationHead)
     with pytest.raises(ValueError, match="--task_head='pooler' .* reference, hf"):
-        ElectraTaskModel(CONFIG, "classification", head="pooler")
+        ElectraTaskModel(CONFIG, get_task("classification"), head="pooler")
 
 
 def test_regression_has_one_output():
-    model = ElectraTaskModel(CONFIG, "regression", num_labels=5)
+    model = ElectraTaskModel(CONFIG, get_task("regression"), num_labels=5)
     assert model.num_labels == 1
     assert tuple(model(_features())["logits"].shape) == (3, 1)
 
@@ -59,7 +59,9 @@ def test_loss_is_the_mean_over_what_the_task_counts():
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_the_model_step_loss_is_the_reference_sum_or_the_mean(reduction):
-    model = ElectraTaskModel(CONFIG, "classification", num_labels=2, loss_reduction=reduction)
+    model = ElectraTaskModel(
+        CONFIG, get_task("classification"), num_labels=2, loss_reduction=reduction
+    )
     model.build()
     features, labels = _features(), {"label_ids": np.array([0, 1, 1], "int32")}
     norms = model._normalizers((features, labels))
@@ -77,7 +79,7 @@ def test_a_task_json_without_a_head_loads_the_head_it_was_saved_with(tmp_path):
 
     from electra_tf.checkpoints import load_task_model, save_task_model
 
-    model = ElectraTaskModel(CONFIG, "classification", num_labels=2, head="hf")
+    model = ElectraTaskModel(CONFIG, get_task("classification"), num_labels=2, head="hf")
     model.build()
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("".join(f"t{i}\n" for i in range(60)))
@@ -99,14 +101,14 @@ def test_a_task_json_without_a_head_loads_the_head_it_was_saved_with(tmp_path):
 def test_conversion_to_hugging_face_needs_the_hf_head(tmp_path):
     from electra_tf.convert import huggingface
 
-    model = ElectraTaskModel(CONFIG, "classification", num_labels=2)
+    model = ElectraTaskModel(CONFIG, get_task("classification"), num_labels=2)
     model.build()
     with pytest.raises(ValueError, match="--task_head=hf"):
         huggingface.save(model, str(tmp_path / "hf"))
 
 
 def test_joint_span_head_conditions_the_end_on_the_start_and_masks_the_question():
-    model = ElectraTaskModel(CONFIG, "span", with_null=True)
+    model = ElectraTaskModel(CONFIG, get_task("span"), with_null=True)
     model.build()
     assert model.head_type == "joint"
     features = _features(batch=2, length=8)
@@ -157,7 +159,7 @@ def test_gradient_accumulation_of_a_task_model_equals_one_batch():
     weights = []
     for accum in (1, 4):
         keras.utils.set_random_seed(3)
-        model = ElectraTaskModel(CONFIG, "classification", grad_accum_steps=accum)
+        model = ElectraTaskModel(CONFIG, get_task("classification"), grad_accum_steps=accum)
         model.compile(optimizer=create_optimizer("adamw", 1e-3, 0, 10))
         model.build_all()
         model.train_step((features, labels))

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
+from helpers import run_cli
 
 from electra_tf.serving.saved_model import export
-from electra_tf.serving.tflite import LiteClassifier, convert, parity_report
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from electra_tf.serving.tflite_export import LiteClassifier, convert, parity_report
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +55,9 @@ def test_int8_size(reports):
 
 def test_device_side_files_and_cli(exported, shared_data, tmp_path):
     out = tmp_path / "edge" / "model.tflite"
-    r = subprocess.run(
-        [sys.executable, "-m", "electra_tf.tflite", f"--saved_model={exported}",
-         f"--output={out}", "--quantize=dynamic", "--target=ids",
-         f"--eval_data={shared_data / 'sst2_like' / 'dev.tsv'}"],
-        cwd=REPO, capture_output=True, text=True,
+    r = run_cli(
+        "electra_tf.tflite", f"--saved_model={exported}", f"--output={out}",
+        "--quantize=dynamic", "--target=ids", f"--eval_data={shared_data / 'sst2_like' / 'dev.tsv'}",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(os.listdir(out.parent)) == [
@@ -74,9 +68,8 @@ def test_device_side_files_and_cli(exported, shared_data, tmp_path):
     clf = LiteClassifier(str(out))
     probs = clf.predict(clf.tokenizer.encode("a warm , funny , engaging film .", max_length=64))
     assert probs["probabilities"].shape == (2,)
-    bad = subprocess.run(
-        [sys.executable, "-m", "electra_tf.tflite", f"--saved_model={exported}",
-         f"--output={tmp_path / 'x.tflite'}", "--quantize=int8"],
-        cwd=REPO, capture_output=True, text=True,
+    bad = run_cli(
+        "electra_tf.tflite", f"--saved_model={exported}", f"--output={tmp_path / 'x.tflite'}",
+        "--quantize=int8",
     )  # fmt: skip
     assert bad.returncode == 2 and "--representative_data" in bad.stderr

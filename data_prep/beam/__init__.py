@@ -11,6 +11,7 @@ Flags are the local job's; every other argument (`--runner`,
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 
@@ -32,8 +33,6 @@ def pipeline_options(args: list[str]):
     """Beam's PipelineOptions from `args`; an argument that neither this job nor
     Beam knows is an error (Beam alone would only log that it dropped it, so a
     mistyped --num_shards would silently build with the default)."""
-    import logging
-
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = PipelineOptions(args)

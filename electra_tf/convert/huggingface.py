@@ -15,6 +15,8 @@ import numpy as np
 
 from electra_tf.config import ElectraConfig
 from electra_tf.convert import weight_map
+from electra_tf.io_utils import atomic_write_json
+from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator, ElectraTaskModel
 
 PRETRAINING = "ElectraForPreTraining"
 MASKED_LM = "ElectraForMaskedLM"
@@ -189,10 +191,6 @@ def save(model, directory: str) -> str:
     classification/regression -> ElectraForSequenceClassification), as a Hugging
     Face model (config.json + model.safetensors)."""
     from safetensors.numpy import save_file
-
-    from electra_tf.finetuning.task_model import ElectraTaskModel
-    from electra_tf.io_utils import atomic_write_json
-    from electra_tf.modeling import ElectraDiscriminator, ElectraGenerator
 
     labels = None
     if isinstance(model, ElectraDiscriminator):

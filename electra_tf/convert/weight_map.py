@@ -18,6 +18,12 @@ from collections.abc import Callable
 import numpy as np
 
 from electra_tf.compat import keras_hub_encoder_parts, keras_hub_mlm_head_parts
+from electra_tf.modeling import (
+    ElectraBackbone,
+    ElectraDiscriminator,
+    ElectraGenerator,
+    ElectraPretrainer,
+)
 
 
 @dataclasses.dataclass
@@ -183,13 +189,6 @@ def build(kind: str, config) -> tuple[object, list[Entry]]:
     kind: "pretrainer" (both towers), "discriminator", "generator" or
     "encoder" (an ElectraBackbone).
     """
-    from electra_tf.modeling import (
-        ElectraBackbone,
-        ElectraDiscriminator,
-        ElectraGenerator,
-    )
-    from electra_tf.pretraining import ElectraPretrainer
-
     classes = {
         "pretrainer": (ElectraPretrainer, pretrainer_entries),
         "discriminator": (ElectraDiscriminator, discriminator_entries),

@@ -44,17 +44,14 @@ from electra_tf.engine.callbacks import (
     StepLogger,
 )
 from electra_tf.engine.run_lock import RunLock
-from electra_tf.engine.step_model import NonFiniteGuard, StepModel
+from electra_tf.errors import TrainingHalted
 from electra_tf.kernels import set_fast_kernels
+from electra_tf.modeling.step_model import NonFiniteGuard, StepModel
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 # make(input_context, per-pipeline batch size, records to skip, index of the first batch)
 DatasetFn = Callable[[tf.distribute.InputContext | None, int, int, int], tf.data.Dataset]
-
-
-class TrainingHalted(RuntimeError):
-    """The run stopped before its end for a reason a rerun alone will not fix."""
 
 
 @dataclasses.dataclass(kw_only=True)

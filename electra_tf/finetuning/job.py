@@ -35,15 +35,16 @@ import tensorflow as tf
 from electra_tf.checkpoints import find_tower, load_encoder, save_task_model
 from electra_tf.config import ElectraConfig
 from electra_tf.engine.loop import Engine, RunOptions
-from electra_tf.finetuning.data import finetune_dataset, load_info
-from electra_tf.finetuning.task_model import LOSS_REDUCTIONS, ElectraTaskModel
-from electra_tf.finetuning.tasks import EvalContext
+from electra_tf.finetuning.data import finetune_dataset
 from electra_tf.io_utils import atomic_write_json
+from electra_tf.modeling.task_model import LOSS_REDUCTIONS, ElectraTaskModel
 from electra_tf.optimization import (
     create_optimizer,
     layerwise_lr_multipliers,
     resolve_bias_correction,
 )
+from electra_tf.tasks import EvalContext, get_task
+from electra_tf.tasks.info import load_info
 
 DEFAULT_EPOCHS = 3.0
 
@@ -123,7 +124,7 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
         )
     model = ElectraTaskModel(
         config,
-        info["kind"],
+        get_task(info["kind"]),
         num_labels=max(len(info.get("labels") or []), 1),
         with_null=bool(info.get("squad", {}).get("version_2")),
         head=options.task_head,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from electra_tf.kernels.switch import fast_kernels_enabled
+
 _LEVELS = 65536  # 16-bit draws
 
 
@@ -43,8 +45,6 @@ class Dropout(keras.layers.Dropout):
         self.threshold = int(round(rate * _LEVELS))
 
     def call(self, inputs, training=False):
-        from electra_tf.kernels import fast_kernels_enabled
-
         if not fast_kernels_enabled():
             return super().call(inputs, training=training)
         if not training or self.threshold == 0:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from electra_tf.kernels.switch import fast_kernels_enabled
+
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class LayerNorm(keras.layers.LayerNormalization):
@@ -42,8 +44,6 @@ class LayerNorm(keras.layers.LayerNormalization):
         super().__init__(axis=-1, epsilon=epsilon, **kwargs)
 
     def call(self, inputs):
-        from electra_tf.kernels import fast_kernels_enabled
-
         if not fast_kernels_enabled():
             return super().call(inputs)
         x = tf.cast(inputs, tf.float32)

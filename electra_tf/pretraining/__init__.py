@@ -1,7 +1,3 @@
-"""Pre-training: the objectives (ELECTRA's replaced-token detection, BERT's
-MLM), their data pipeline and the job that trains them on the engine."""
-
-from electra_tf.pretraining.electra import ElectraPretrainer
-from electra_tf.pretraining.mlm import MlmPretrainer
-
-__all__ = ["ElectraPretrainer", "MlmPretrainer"]
+"""The pre-training job: its input pipeline (`data`), the job that trains an
+objective from `electra_tf.modeling` on the engine (`job`), and the wiring
+from command-line flags to the job (`command`)."""

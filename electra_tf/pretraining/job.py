@@ -31,25 +31,25 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import shard_scan
-from electra_tf.checkpoints import load_tower, save_tower
+from electra_tf.checkpoints import find_towers, load_tower, save_tower
 from electra_tf.config import ElectraConfig
 from electra_tf.engine.loop import Engine, RunOptions, batches_per_step
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.masking import SCHEMES, Masker, max_predictions_for
+from electra_tf.modeling import ElectraPretrainer, MlmPretrainer
+from electra_tf.modeling.electra_pretrainer import (
+    EMBEDDING_SHARING,
+    copy_discriminator,
+    copy_generator,
+)
+from electra_tf.modeling.pretrainer_base import PretrainerBase
 from electra_tf.optimization import (
     STARVING_WARMUP_STEPS,
     bias_correction_warning,
     create_optimizer,
     resolve_bias_correction,
 )
-from electra_tf.pretraining import ElectraPretrainer, MlmPretrainer
 from electra_tf.pretraining import data as data_lib
-from electra_tf.pretraining.base import PretrainerBase
-from electra_tf.pretraining.electra import (
-    EMBEDDING_SHARING,
-    copy_discriminator,
-    copy_generator,
-)
 from electra_tf.vocab import Vocab
 
 OBJECTIVES = ("electra", "mlm")
@@ -245,13 +245,7 @@ def init_tower_dirs(path: str, flag: str = "--init_checkpoint") -> dict[str, str
     `path` is a pre-training --model_dir, an electra_tf.convert output, or a
     discriminator tower directory itself.
     """
-    found = {}
-    for tower in ("discriminator", "generator"):
-        directory = os.path.join(path, tower)
-        if os.path.exists(os.path.join(directory, "model.weights.h5")):
-            found[tower] = directory
-    if "discriminator" not in found and os.path.exists(os.path.join(path, "model.weights.h5")):
-        found["discriminator"] = path
+    found = find_towers(path, ("discriminator", "generator"), itself="discriminator")
     if "discriminator" not in found:
         raise ValueError(
             f"{flag}={path}: no discriminator tower in it (looked for model.weights.h5 in it "

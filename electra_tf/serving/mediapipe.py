@@ -22,17 +22,20 @@ import time
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from electra_tf.io_utils import atomic_write_bytes
 from electra_tf.serving import mediapipe_metadata
+from electra_tf.serving.comparison import comparison_report, in_batches
 from electra_tf.serving.mediapipe_metadata import INPUT_NAMES
-from electra_tf.serving.tflite import (
+from electra_tf.serving.saved_model import load as load_saved_model
+from electra_tf.serving.tflite_export import (
     QUANTIZATIONS,
-    load_saved_model,
     read_task_file,
     read_texts,
     to_tflite,
 )
+from electra_tf.tasks import get_task
 from electra_tf.tokenizer import WordPieceTokenizer
 
 TARGETS = ("classifier", "embedder")
@@ -60,8 +63,6 @@ def convert(
             the model's training length). Longer texts are truncated.
         pooling: Embedder only: "cls" or "mean".
     """
-    import tensorflow as tf
-
     if target not in TARGETS:
         raise ValueError(f"--target must be one of {TARGETS} for MediaPipe, got {target!r}")
     if pooling not in POOLINGS:
@@ -69,7 +70,7 @@ def convert(
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"--quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     task = read_task_file(saved_model)
-    if target == "classifier" and (task["kind"] != "classification" or task.get("pair")):
+    if target == "classifier" and not get_task(task["kind"]).edge_classifier(task):
         raise ValueError(
             f"{saved_model}: a {'pair ' if task.get('pair') else ''}{task['kind']} model; "
             "MediaPipe's TextClassifier takes one text and returns classes (use --target=ids "
@@ -128,8 +129,6 @@ def unpadded(input_word_ids, input_mask, input_type_ids) -> dict:
     quantization (a padded position's attention bias would otherwise stretch
     the int8 range of the attention scores), and no time goes to padding.
     """
-    import tensorflow as tf
-
     n = tf.maximum(tf.reduce_sum(input_mask), 1)
     return {
         "input_ids": input_word_ids[:, :n],
@@ -140,8 +139,6 @@ def unpadded(input_word_ids, input_mask, input_type_ids) -> dict:
 
 def pool(encodings: dict, pooling: str):
     """L2-normalised [batch, hidden] embedding from `encode`/`encode_ids` outputs."""
-    import tensorflow as tf
-
     if pooling == "cls":
         pooled = encodings["cls_embedding"]
     else:
@@ -190,42 +187,26 @@ def embed(path: str, texts: list[str]) -> np.ndarray:
 def agreement_report(path: str, saved_model: str, eval_data: str) -> dict[str, Any]:
     """MediaPipe's classifier against the SavedModel's `serving_default` on a
     labelled TSV: agreement, probability gap, accuracy, size and latency."""
-    import tensorflow as tf
-
-    task = read_task_file(saved_model)
-    labels = task["labels"]
+    labels = read_task_file(saved_model)["labels"]
     pairs, gold = read_texts(eval_data)
     texts = [text for text, _ in pairs]
-    loaded = load_saved_model(saved_model)
-    reference = np.concatenate(
-        [
-            loaded.signatures["serving_default"](text=tf.constant(texts[i : i + 256]))[
-                "probabilities"
-            ].numpy()
-            for i in range(0, len(texts), 256)
-        ]
+    serve = load_saved_model(saved_model).signatures["serving_default"]
+    reference = in_batches(
+        lambda a, b: serve(text=tf.constant(texts[a:b]))["probabilities"].numpy(), len(texts)
     )
     scores, seconds = classify(path, texts)
     probabilities = np.asarray([[s[label] for label in labels] for s in scores])
-    agree = probabilities.argmax(-1) == reference.argmax(-1)
-    gap = np.abs(probabilities - reference).max(-1)
     # MediaPipe's BERT tokenizer lower-cases ASCII only and keeps accents, where
     # BERT's uncased tokenizer (ours, in the SavedModel) strips them: texts
     # with non-ASCII letters can get other word-pieces on the device.
     ascii_only = np.asarray([t.isascii() for t in texts])
-    report = {
-        "file_bytes": os.path.getsize(path),
-        "examples": len(texts),
-        "label_agreement": float(np.mean(agree)),
-        "max_abs_probability_diff": float(np.max(gap)),
-        "ascii_examples": int(ascii_only.sum()),
-        "ascii_label_agreement": float(np.mean(agree[ascii_only])),
-        "ascii_max_abs_probability_diff": float(np.max(gap[ascii_only])),
-        "p50_ms": 1000 * float(np.percentile(seconds, 50)),
-        "p99_ms": 1000 * float(np.percentile(seconds, 99)),
-    }
-    if gold is not None:
-        truth = np.asarray([labels.index(label) for label in gold])
-        report["accuracy"] = float(np.mean(probabilities.argmax(-1) == truth))
-        report["reference_accuracy"] = float(np.mean(reference.argmax(-1) == truth))
-    return report
+    return comparison_report(
+        path,
+        probabilities,
+        reference,
+        seconds,
+        "probability",
+        gold,
+        labels,
+        subsets={"ascii": ascii_only},
+    )

@@ -43,7 +43,9 @@ import tempfile
 from typing import Any
 
 import tensorflow as tf
+import tensorflow_text as tf_text
 
+from electra_tf.checkpoints import find_tower, is_task_model_dir, load_task_model, load_tower
 from electra_tf.compat import sublayers
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling.self_attention import ElectraSelfAttention
@@ -142,8 +144,6 @@ class ServingModule(tf.Module):
         if batch_shards < 1:
             raise ValueError(f"--batch_shards must be >= 1, got {batch_shards}")
         self.batch_shards = batch_shards
-        import tensorflow_text as tf_text
-
         self.model = model
         # A task model's own task object: it knows the head layout it was built with.
         self.adapter = (
@@ -329,16 +329,26 @@ class ServingModule(tf.Module):
         return signatures
 
 
+def load(path: str):
+    """Loads an export (a `<base>/<name>/<version>/` directory) in Python.
+
+    The in-graph tokenizer uses TensorFlow Text ops, which TensorFlow only
+    knows once `tensorflow_text` is imported (else "Op type not registered
+    'FastBertNormalize'"); this module imports it, so this is the one call a
+    user needs:
+
+        >>> from electra_tf.serving import load  # doctest: +SKIP
+        >>> model = load("serving/sst2/1")  # doctest: +SKIP
+        >>> model.signatures["serving_default"](tf.constant(["a fine film"]))  # doctest: +SKIP
+    """
+    if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"{path}: no saved_model.pb (pass an export's version directory)")
+    return tf.saved_model.load(path)
+
+
 def load_for_export(checkpoint: str):
     """(model, task, vocab path or None) from a fine-tuned `final/` (or `best/`) directory or a
     pre-trained discriminator (a tower directory or a pre-training --model_dir)."""
-    from electra_tf.checkpoints import (
-        find_tower,
-        is_task_model_dir,
-        load_task_model,
-        load_tower,
-    )
-
     if is_task_model_dir(checkpoint):
         model, task = load_task_model(checkpoint)
         directory = checkpoint

@@ -5,10 +5,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_tf import metrics
-from electra_tf.finetuning.data import IGNORE
-from electra_tf.finetuning.tasks.base import Task, register
 from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.tagging_head import TaggingHead
+from electra_tf.tasks.base import Task, register
+from electra_tf.tasks.info import IGNORE
 
 
 @register

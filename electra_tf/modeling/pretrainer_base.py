@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from electra_tf.engine.step_model import StepModel
+from electra_tf.modeling.step_model import StepModel
 
 
 class PretrainerBase(StepModel):

@@ -19,11 +19,12 @@ _REGISTRY: dict[str, type[Task]] = {}
 
 
 def register(cls: type[Task]) -> type[Task]:
-    """Class decorator: makes `cls` the task of kind `cls.kind`."""
+    """Class decorator: makes `cls` the task of kind `cls.kind`, and a Keras
+    serializable object (so a task model's config round-trips)."""
     if cls.kind in _REGISTRY:
         raise ValueError(f"task kind {cls.kind!r} is registered twice")
     _REGISTRY[cls.kind] = cls
-    return cls
+    return keras.saving.register_keras_serializable(package="electra_tf")(cls)
 
 
 def kinds() -> tuple[str, ...]:
@@ -72,6 +73,14 @@ class Task(abc.ABC):
     always_pair: ClassVar[bool] = False
     single_output: ClassVar[str | None] = None
     hf_problem_type: ClassVar[str | None] = None
+
+    def get_config(self) -> dict[str, Any]:
+        """Nothing to configure: the head layout is the task model's argument."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Task:
+        return cls(**config)
 
     # --- data --------------------------------------------------------------------
 
@@ -139,6 +148,11 @@ class Task(abc.ABC):
 
         `module` is the `ServingModule` (labels, vocab, special ids, limits).
         """
+
+    def edge_classifier(self, task: dict[str, Any]) -> bool:
+        """Whether MediaPipe's TextClassifier can run this model (`task` is its
+        task.json): one text in, class scores out."""
+        return False
 
     def text_outputs(self, outputs: dict, passage, module) -> dict:
         """Extra outputs of the text signature (QA: the answer's text)."""

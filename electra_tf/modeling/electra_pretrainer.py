@@ -27,8 +27,8 @@ from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.disentangled_embeddings import DisentangledEmbeddings
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.generator import ElectraGenerator
-from electra_tf.pretraining.base import PretrainerBase, hidden_spread
-from electra_tf.pretraining.helpers import sample_from_softmax, scatter_positions
+from electra_tf.modeling.pretrain_helpers import sample_from_softmax, scatter_positions
+from electra_tf.modeling.pretrainer_base import PretrainerBase, hidden_spread
 
 EMBEDDING_SHARING = ("shared", "disentangled", "none")
 

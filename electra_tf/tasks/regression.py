@@ -5,8 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_tf import metrics
-from electra_tf.finetuning.tasks.base import register
-from electra_tf.finetuning.tasks.classification import ClassificationTask
+from electra_tf.tasks.base import register
+from electra_tf.tasks.classification import ClassificationTask
 
 
 @register
@@ -17,6 +17,9 @@ class RegressionTask(ClassificationTask):
     kind = "regression"
     single_output = "predictions"
     hf_problem_type = "regression"
+
+    def edge_classifier(self, task):
+        return False
 
     def label_spec(self, length):
         return {"label": tf.io.FixedLenFeature([], tf.float32)}

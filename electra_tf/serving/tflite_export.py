@@ -19,20 +19,16 @@ import time
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-from electra_tf.finetuning.tasks import get_task, kinds
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
+from electra_tf.serving.comparison import comparison_report, in_batches
+from electra_tf.serving.saved_model import load as load_saved_model
+from electra_tf.tasks import get_task, kinds
 from electra_tf.tokenizer import WordPieceTokenizer
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 INPUTS = ("input_ids", "input_mask", "segment_ids")
-
-
-def load_saved_model(path: str):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the text signature's ops)
-
-    return tf.saved_model.load(path)
 
 
 def read_task_file(saved_model: str) -> dict[str, Any]:
@@ -103,8 +99,6 @@ def convert(
     num_calibration: int = 200,
 ) -> dict[str, Any]:
     """Writes `output` (+ vocab.txt, tokenizer.json beside it); returns the tokenizer settings."""
-    import tensorflow as tf
-
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"--quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     if quantize == "int8" and not representative_data:
@@ -166,8 +160,6 @@ def to_tflite(concrete, loaded, quantize: str, samples: list[dict] | None = None
     dicts, matched to the inputs by name), except `FLOAT_OPS_IN_INT8`; ops
     without an int8 kernel stay float rather than fail the conversion.
     """
-    import tensorflow as tf
-
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -224,36 +216,26 @@ class LiteClassifier:
 
 def parity_report(tflite_path: str, saved_model: str, eval_data: str) -> dict[str, Any]:
     """Compares the TFLite model with the SavedModel's `predict_ids` on labelled texts."""
-    import tensorflow as tf
-
     classifier = LiteClassifier(tflite_path)
-    loaded = load_saved_model(saved_model)
-    predict = loaded.signatures["predict_ids"]
-    pairs, labels = read_texts(eval_data)
-    names = classifier.settings["labels"] or []
+    predict = load_saved_model(saved_model).signatures["predict_ids"]
+    pairs, gold = read_texts(eval_data)
     encoded = [classifier.tokenizer.encode(a, b, classifier.length) for a, b in pairs]
     ids = {k: tf.constant([e[k] for e in encoded], tf.int32) for k in INPUTS}
-    reference = np.concatenate(
-        [
-            predict(**{k: v[i : i + 256] for k, v in ids.items()})["logits"].numpy()
-            for i in range(0, len(encoded), 256)
-        ]
+    reference = in_batches(
+        lambda a, b: predict(**{k: v[a:b] for k, v in ids.items()})["logits"].numpy(),
+        len(encoded),
     )
-    lite, latencies = [], []
+    lite, seconds = [], []
     for e in encoded:
         start = time.perf_counter()
         lite.append(classifier.predict(e)["logits"])
-        latencies.append(time.perf_counter() - start)
-    lite = np.stack(lite)
-    report = {
-        "file_bytes": os.path.getsize(tflite_path),
-        "examples": len(encoded),
-        "max_abs_logit_diff": float(np.max(np.abs(lite - reference))),
-        "label_agreement": float(np.mean(lite.argmax(-1) == reference.argmax(-1))),
-        "median_latency_ms": 1000 * float(np.median(latencies)),
-    }
-    if labels is not None and names:
-        gold = np.asarray([names.index(label) for label in labels])
-        report["accuracy"] = float(np.mean(lite.argmax(-1) == gold))
-        report["reference_accuracy"] = float(np.mean(reference.argmax(-1) == gold))
-    return report
+        seconds.append(time.perf_counter() - start)
+    return comparison_report(
+        tflite_path,
+        np.stack(lite),
+        reference,
+        seconds,
+        "logit",
+        gold,
+        classifier.settings["labels"],
+    )

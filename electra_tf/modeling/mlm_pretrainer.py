@@ -18,7 +18,7 @@ from electra_tf.config import ElectraConfig
 from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.discriminator import ElectraDiscriminator
 from electra_tf.modeling.generator import tied_mlm_head
-from electra_tf.pretraining.base import PretrainerBase, hidden_spread
+from electra_tf.modeling.pretrainer_base import PretrainerBase, hidden_spread
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 from electra_tf import metrics
-from electra_tf.finetuning.tasks.base import Task, register
 from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.classification_head import ClassificationHead
 from electra_tf.modeling.cls_head import ClsHead
+from electra_tf.tasks.base import Task, register
 
 
 @register
@@ -25,6 +25,10 @@ class ClassificationTask(Task):
     heads = ("reference", "hf")
     legacy_head = "hf"
     single_output = "probabilities"
+
+    def edge_classifier(self, task):
+        return not task.get("pair")
+
     hf_problem_type = "single_label_classification"
 
     def label_spec(self, length):

@@ -6,12 +6,12 @@ import os
 
 import tensorflow as tf
 
-from electra_tf.finetuning import squad
-from electra_tf.finetuning.tasks.base import Task, register
 from electra_tf.io_utils import atomic_write_json
 from electra_tf.kernels import sparse_softmax_cross_entropy
 from electra_tf.modeling.joint_span_head import JointSpanHead
 from electra_tf.modeling.span_head import SpanHead
+from electra_tf.tasks import squad
+from electra_tf.tasks.base import Task, register
 
 NEG = -1e9
 

@@ -1,4 +1,9 @@
-"""An ELECTRA encoder with a fine-tuning task's head, trained by the engine."""
+"""An ELECTRA encoder with a fine-tuning task's head, trained by the engine.
+
+The task kind (`electra_tf.tasks`) is passed in as an object: this model
+calls its head, loss and count methods, and never looks a kind up by name,
+so the model library does not depend on the task package above it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,8 @@ import keras
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.engine.step_model import StepModel
-from electra_tf.finetuning.tasks import get_task
 from electra_tf.modeling.backbone import ElectraBackbone
+from electra_tf.modeling.step_model import StepModel
 
 LOSS_REDUCTIONS = ("sum", "mean")
 
@@ -18,16 +22,18 @@ class ElectraTaskModel(StepModel):
     """The discriminator's encoder (named "electra", so pre-trained weights
     load by name) under the head of a task kind.
 
-    The kind's `Task` (electra_tf.finetuning.tasks) supplies the head, the
-    loss and what it is averaged over; the train/test steps are the engine's
+    The kind's `Task` (`electra_tf.tasks.get_task(kind)`) supplies the head,
+    the loss and what it is averaged over; the train/test steps are the engine's
     `StepModel`'s, so fine-tuning runs under any strategy, with mixed
     precision, XLA and gradient accumulation, as pre-training does. Batches
     are `(features, labels)` pairs.
 
     Args:
         config: The encoder's `ElectraConfig`.
-        kind: A registered task kind ("classification", "regression", "span",
-            "tagging").
+        task: The task kind's object, `electra_tf.tasks.get_task(kind)` for
+            "classification", "regression", "span" or "tagging". It is
+            serialised with the model (the task classes are registered Keras
+            objects).
         num_labels: Classes or tags (ignored for regression and span).
         with_null: Span only: add SQuAD 2.0's no-answer classifier.
         head: The head layout, one of the task's `heads` (None: its default).
@@ -44,8 +50,9 @@ class ElectraTaskModel(StepModel):
 
     Example:
         >>> import numpy as np
+        >>> from electra_tf.tasks import get_task
         >>> config = ElectraConfig.from_preset("tiny", vocab_size=100)
-        >>> model = ElectraTaskModel(config, "classification", num_labels=3)
+        >>> model = ElectraTaskModel(config, get_task("classification"), num_labels=3)
         >>> ids = np.ones((2, 8), "int32")
         >>> out = model({"input_ids": ids, "input_mask": ids, "segment_ids": 0 * ids})
         >>> tuple(out["logits"].shape)
@@ -55,7 +62,7 @@ class ElectraTaskModel(StepModel):
     def __init__(
         self,
         config: ElectraConfig,
-        kind: str,
+        task,
         num_labels: int = 2,
         with_null: bool = False,
         head: str | None = None,
@@ -66,7 +73,9 @@ class ElectraTaskModel(StepModel):
         jit_compile: bool = False,
         **kwargs,
     ):
-        task = get_task(kind)
+        if isinstance(task, dict):  # from get_config
+            task = keras.saving.deserialize_keras_object(task)
+        kind = task.kind
         kwargs.setdefault("name", f"electra_{kind}")
         super().__init__(
             seed=seed,
@@ -138,7 +147,7 @@ class ElectraTaskModel(StepModel):
         return {
             **super().get_config(),
             "config": self.config.to_dict(),
-            "kind": self.kind,
+            "task": keras.saving.serialize_keras_object(self.task),
             "num_labels": self.num_labels,
             "with_null": self.with_null,
             "head": self.head_type,

@@ -23,8 +23,10 @@ import statistics
 import sys
 from typing import Any
 
+from data_prep.build_finetuning_data import Settings, build
 from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
 from electra_tf.io_utils import atomic_write_json, atomic_write_text
+from electra_tf.tasks.info import INFO_FILE
 
 # GLUE's directory names, in the paper's table order.
 GLUE_DIRS = {
@@ -104,9 +106,6 @@ class GlueOptions:
 
 def prepare(options: GlueOptions, task: str, stream) -> str:
     """The task's records (built once; a rerun reuses them)."""
-    from data_prep.build_finetuning_data import Settings, build
-    from electra_tf.finetuning.data import INFO_FILE
-
     out = os.path.join(options.output_dir, "data", task)
     if not os.path.exists(os.path.join(out, INFO_FILE)):
         print(f"[{task}] preparing records in {out}", file=stream, flush=True)

@@ -1,0 +1,77 @@
+"""The convert command: flags -> an import into our tower format, or an
+export of our towers to Hugging Face.
+
+`python -m electra_tf.convert` runs `run_command` once its flags parsed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from electra_tf import flags as electra_flags
+from electra_tf.checkpoints import find_towers, is_tower_dir, load_tower, save_tower
+from electra_tf.convert import google, huggingface, keras_hub
+from electra_tf.modeling import (
+    ElectraBackbone,
+    ElectraDiscriminator,
+    ElectraGenerator,
+    ElectraPretrainer,
+)
+
+FLAGS = electra_flags.FLAGS
+
+
+def _towers_of(model) -> dict:
+    if isinstance(model, ElectraPretrainer):
+        return {"discriminator": model.discriminator, "generator": model.generator}
+    if isinstance(model, ElectraDiscriminator):
+        return {"discriminator": model}
+    if isinstance(model, ElectraGenerator):
+        return {"generator": model}
+    if isinstance(model, ElectraBackbone):
+        return {"encoder": model}
+    raise TypeError(type(model).__name__)
+
+
+def import_checkpoint(source: str) -> list[str]:
+    """--from=google|hf|keras_hub: writes our towers under --output."""
+    if source == "google":
+        model = google.load(FLAGS.input, FLAGS.tower)
+    elif source == "hf":
+        model, _ = huggingface.load(FLAGS.input)
+    else:
+        model = keras_hub.load(FLAGS.input)
+    written = []
+    for name, tower in _towers_of(model).items():
+        out = os.path.join(FLAGS.output, name)
+        save_tower(tower, tower.config, out)
+        print(f"{name}: loaded all {len(tower.weights)} variables -> {out}")
+        written.append(out)
+    return written
+
+
+def export_to_hf() -> list[str]:
+    """--to=hf: writes the towers of --input as Hugging Face models."""
+    if is_tower_dir(FLAGS.input) and FLAGS.tower == "both":
+        raise ValueError(f"--input {FLAGS.input} is a single tower: say which with --tower")
+    wanted = ("discriminator", "generator") if FLAGS.tower == "both" else (FLAGS.tower,)
+    found = find_towers(FLAGS.input, wanted, itself=FLAGS.tower)
+    if not found:
+        raise ValueError(
+            f"--input {FLAGS.input}: no discriminator/ or generator/ tower (model.weights.h5)"
+        )
+    written = []
+    for name, directory in found.items():
+        tower = load_tower(directory, name)
+        out = os.path.join(FLAGS.output, name)
+        arch = huggingface.save(tower, out)
+        print(f"{name}: wrote {arch} -> {out}")
+        written.append(out)
+    return written
+
+
+def run_command() -> list[str]:
+    source = FLAGS["from"].value
+    if bool(source) == bool(FLAGS.to):
+        raise ValueError("pass exactly one of --from=google|hf|keras_hub or --to=hf")
+    return import_checkpoint(source) if source else export_to_hf()
