@@ -11,7 +11,9 @@ Every `python -m ...` command of the package (`electra_tf.pretrain`,
 
 `command` is a callable, or "module:function" imported only after the flags
 parsed, so that `--help` and flag errors answer without loading TensorFlow.
-It takes no arguments and reads the parsed flags.
+It takes no arguments and reads the parsed flags; with `pass_through=True`
+it takes the arguments that are not this command's flags (Apache Beam's
+pipeline options), which are otherwise an error.
 
 Exit statuses (the same for every command; `console` maps the faults a job
 reports itself):
@@ -27,6 +29,7 @@ reports itself):
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,26 +39,37 @@ from absl import app, flags, logging
 from electra_tf import console
 
 FLAGS = flags.FLAGS
+# How absl's required-flag validator words a flag that was not given.
+_MISSING = re.compile(r"Flag --(\w+) must have a value other than None")
 
 
 def main(
     define_flags: Callable[[], None],
-    command: Callable[[], Any] | str,
+    command: Callable[..., Any] | str,
     required: Sequence[str] = (),
+    pass_through: bool = False,
 ) -> None:
     """Defines the flags, parses argv, runs `command`, exits with its status."""
     console.install()  # before TensorFlow starts logging
     define_flags()
     if required:
         flags.mark_flags_as_required(required)
-    app.run(lambda argv: _run(argv, command), flags_parser=parse_flags)
+    app.run(
+        lambda argv: _run(argv, command, pass_through),
+        flags_parser=lambda argv: parse_flags(argv, known_only=pass_through),
+    )
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: list[str], known_only: bool = False) -> list[str]:
     """absl's parse, with flag errors as one `error:` line and exit status 2."""
     try:
-        return FLAGS(argv)
+        return FLAGS(argv, known_only=known_only)
     except flags.Error as e:
+        missing = _MISSING.findall(str(e))
+        if missing:
+            bad_input(
+                f"{', '.join('--' + name for name in missing)} required (--help lists the flags)"
+            )
         bad_input(f"{e} (--help lists the flags)")
 
 
@@ -65,8 +79,8 @@ def bad_input(message: str):
     sys.exit(console.EXIT_BAD_INPUT)
 
 
-def _run(argv: list[str], command: Callable[[], Any] | str) -> Any:
-    if len(argv) > 1:
+def _run(argv: list[str], command: Callable[..., Any] | str, pass_through: bool) -> Any:
+    if len(argv) > 1 and not pass_through:
         bad_input(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
     # absl INFO lines (TensorFlow's checkpoint notices, squad_lib's per-feature
     # logging) drown the progress lines the jobs print.
@@ -74,4 +88,6 @@ def _run(argv: list[str], command: Callable[[], Any] | str) -> Any:
     if isinstance(command, str):
         module, _, function = command.partition(":")
         command = getattr(importlib.import_module(module), function)
+    if pass_through:
+        return console.run_job(lambda: command(argv[1:]))
     return console.run_job(command)

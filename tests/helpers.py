@@ -11,23 +11,46 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment a test runs a command in: quiet TensorFlow, the repo importable."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    """The environment a test runs a process in: quiet TensorFlow, the repo
+    importable, no cluster (TF_CONFIG) and the console filter on."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    for name in ("TF_CONFIG", "ELECTRA_TF_VERBOSE"):
+        env.pop(name, None)
+    env.update(extra)
     return env
 
 
-def run_cli(module: str, *args, env: dict[str, str] | None = None, **kwargs):
-    """Runs `python -m module args...` from the repo root; returns the
+def python_command(*args) -> list[str]:
+    """`python args...` with this interpreter."""
+    return [sys.executable, *map(str, args)]
+
+
+def run_python(*args, env: dict[str, str] | None = None, **kwargs):
+    """Runs `python args...` from the repo root to the end; returns the
     CompletedProcess with text stdout/stderr."""
     return subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
+        python_command(*args),
         cwd=REPO,
         capture_output=True,
         text=True,
         env=env or cli_env(),
         **kwargs,
     )
+
+
+def start_python(*args, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """Starts `python args...` from the repo root, stdout/stderr piped as text."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(
+        python_command(*args), cwd=REPO, text=True, env=env or cli_env(), **kwargs
+    )
+
+
+def run_cli(module: str, *args, env: dict[str, str] | None = None, **kwargs):
+    """Runs `python -m module args...` (an entry point) to the end."""
+    return run_python("-m", module, *args, env=env, **kwargs)
 
 
 def tiny_pretrain_options(data_dir, model_dir, **overrides):

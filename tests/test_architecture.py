@@ -24,10 +24,9 @@ from __future__ import annotations
 import ast
 import pathlib
 import subprocess
-import sys
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_python
 
 PACKAGES = ("electra_tf", "data_prep")
 
@@ -290,5 +289,5 @@ def test_an_entry_point_imports_cleanly(command):
     """The graph is acyclic at run time too: a fresh interpreter imports the
     entry point and the whole model library without an ImportError."""
     code = f"import {command}, electra_tf.modeling, electra_tf.tasks, electra_tf.checkpoints"
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    r = run_python("-c", code)
     assert r.returncode == 0, r.stderr[-2000:]

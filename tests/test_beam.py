@@ -107,7 +107,10 @@ def test_bad_inputs_fail_on_beam_as_they_do_locally(vocab_path, tmp_path):
     assert "matches no file" in beam_run.stderr
     assert local_run.stderr.strip().splitlines()[-1] == beam_run.stderr.strip().splitlines()[-1]
     # A mistyped flag: Beam alone would drop it with a warning and build with the default.
-    typo = _cli("data_prep.beam.pretraining_data", *common, "--num_shard=3", *TWO_PROCESSES)
+    typo = _cli(
+        "data_prep.beam.pretraining_data", *common, f"--output_dir={tmp_path}/c",
+        "--num_shard=3", *TWO_PROCESSES,
+    )  # fmt: skip
     assert typo.returncode == 2 and "unknown flag(s) --num_shard" in typo.stderr
 
     corrupt = tmp_path / "corrupt.txt.gz"

@@ -2,13 +2,11 @@
 
 import json
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import REPO, run_cli
+from helpers import run_cli, run_python
 
 from data_prep.build_pretraining_data import Settings, build
 from electra_tf.pretraining import data as data_lib
@@ -232,7 +230,7 @@ build(Settings(inputs=({str(moby_sample)!r},), vocab={str(vocab_path)!r},
                output_dir={str(tmp_path / "u")!r}, num_shards=2, compression="gzip"))
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tensorflow_text")))
 """
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    r = run_python("-c", code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
     # ...and TensorFlow reads them back: the same examples as the uncompressed

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import subprocess
-import sys
+from helpers import run_python
 
 from electra_tf import console
 
@@ -36,12 +33,7 @@ def test_noise_is_recognised_and_real_lines_are_not():
 def test_filtered_stderr_keeps_real_lines_while_a_child_holds_the_pipe(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
-    repo = pathlib.Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=str(repo))
-    env.pop("ELECTRA_TF_VERBOSE", None)  # it turns the filter off
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env, cwd=repo
-    )
+    done = run_python(script, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "cuInit" not in done.stderr
     assert "a real warning\n" in done.stderr

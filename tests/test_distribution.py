@@ -2,18 +2,15 @@
 
 import io
 import json
-import os
 import pathlib
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import REPO
+from helpers import REPO, cli_env, start_python
 
 from electra_tf.distribute import get_strategy
 
@@ -44,22 +41,8 @@ def _options(data_dir, model_dir, **overrides):
     return base
 
 
-def _env(**extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
-    return env
-
-
 def _start(options, out_npz, *args, **env):
-    return subprocess.Popen(
-        [sys.executable, str(JOB), json.dumps(options), str(out_npz), *args],
-        cwd=REPO,
-        env=_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_python(JOB, json.dumps(options), out_npz, *args, env=cli_env(**env))
 
 
 def _finish(proc, timeout=400):
@@ -182,14 +165,7 @@ def test_multi_worker_mirrored_on_loopback(masked_data, tmp_path):
 
 def _cli(module, *args):
     """Starts `python -m module args...` in the repo, output captured as text."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_python("-m", module, *args)
 
 
 def _wait_for_step(proc, step, timeout=300):

@@ -10,14 +10,12 @@ import pathlib
 import resource
 import shutil
 import signal
-import subprocess
-import sys
 
 import chaos
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import REPO, tiny_pretrain_options
+from helpers import REPO, cli_env, python_command, run_python, start_python, tiny_pretrain_options
 
 from electra_tf.compat import tf_record_random_reader
 from electra_tf.engine.run_lock import ModelDirInUseError, RunLock
@@ -28,15 +26,9 @@ from electra_tf.pretraining.job import run_pretraining
 from electra_tf.shard_scan import scan_shard
 
 
-def _env():
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("ELECTRA_TF_VERBOSE", None)
-    return env
-
-
-def _cli(model_dir, data, steps, *extra):
+def _cli(model_dir, data, steps, *extra) -> list[str]:
+    """The arguments of python for a tiny pre-training run."""
     return [
-        sys.executable,
         "-m",
         "electra_tf.pretrain",
         "--flagfile=configs/tiny.flags",
@@ -95,24 +87,24 @@ def _flip_byte_in_record(path, index):
 def test_chaos_soak_sigterms_and_sigkills_end_with_the_uninterrupted_weights(masked_data, tmp_path):
     steps = 16
     straight = chaos.run_attempt(
-        _cli(tmp_path / "straight", masked_data, steps),
+        python_command(*_cli(tmp_path / "straight", masked_data, steps)),
         str(tmp_path / "straight"),
         None,
         None,
         steps,
-        env=_env(),
+        env=cli_env(),
         cwd=REPO,
     )
     assert straight.returncode == 0
     model_dir = tmp_path / "chaos"
     faults = ["sigterm", "sigkill_in_save", "sigterm", "sigkill"]
     attempts = chaos.run_with_faults(
-        _cli(model_dir, masked_data, steps),
+        python_command(*_cli(model_dir, masked_data, steps)),
         str(model_dir),
         faults,
         steps,
         seed=7,
-        env=_env(),
+        env=cli_env(),
         cwd=REPO,
     )
     delivered = [a.fault for a in attempts if a.fault]
@@ -133,9 +125,7 @@ def test_chaos_soak_sigterms_and_sigkills_end_with_the_uninterrupted_weights(mas
 
 
 def test_a_full_disk_during_a_save_keeps_the_older_checkpoints(masked_data, tmp_path):
-    first = subprocess.run(
-        _cli(tmp_path, masked_data, 4), cwd=REPO, env=_env(), capture_output=True, text=True
-    )
+    first = run_python(*_cli(tmp_path, masked_data, 4))
     assert first.returncode == 0, first.stderr[-2000:]
     limit = os.path.getsize(tmp_path / "ckpt-4.data-00000-of-00001") // 2
 
@@ -143,23 +133,14 @@ def test_a_full_disk_during_a_save_keeps_the_older_checkpoints(masked_data, tmp_
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    full = subprocess.run(
-        _cli(tmp_path, masked_data, 8),
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        preexec_fn=small_disk,
-    )
+    full = run_python(*_cli(tmp_path, masked_data, 8), preexec_fn=small_disk)
     assert full.returncode == 74, full.stderr[-2000:]
     assert "could not write the checkpoint of step 6" in full.stderr
     assert "File too large" in full.stderr and "ckpt-4) is intact" in full.stderr
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
     assert not list(tmp_path.glob("*_temp")) and not list(tmp_path.glob("*/.tmp-*"))
     _weights(tmp_path / "ckpt-4")  # still loads
-    resumed = subprocess.run(
-        _cli(tmp_path, masked_data, 8), cwd=REPO, env=_env(), capture_output=True, text=True
-    )
+    resumed = run_python(*_cli(tmp_path, masked_data, 8))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resumed from" in resumed.stdout and "ckpt-4" in resumed.stdout
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-8")
@@ -350,9 +331,7 @@ def test_a_killed_jobs_lock_does_not_block_a_rerun(masked_data, tmp_path):
         "import sys, time; from electra_tf.engine.run_lock import RunLock; "
         f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(600)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, env=_env(), stdout=subprocess.PIPE, text=True
-    )
+    proc = start_python("-c", code, stderr=None)
     assert proc.stdout.readline().strip() == "locked"
     with pytest.raises(ModelDirInUseError, match=f"pid {proc.pid}"):
         RunLock(str(tmp_path)).acquire()

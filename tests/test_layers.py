@@ -1,15 +1,13 @@
 """The training-speed kernels (16-bit dropout, fused GELU, LayerNorm, softmax
 cross-entropy) and the Transformer layer."""
 
-import os
 import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_python
 
 from electra_tf.kernels import fused_dense, set_fast_kernels
 from electra_tf.kernels.dropout import Dropout, dropout_mask
@@ -397,13 +395,6 @@ def test_dropout_masks_differ_between_replicas(tmp_path):
         "assert 0.4 < (a == 0).mean() < 0.6 and 0.4 < (b == 0).mean() < 0.6\n"
         "print('same' if np.array_equal(a, b) else 'different')\n"
     )
-    repo = pathlib.Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    done = run_python(script, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("different")

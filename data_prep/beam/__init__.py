@@ -13,20 +13,11 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
-
-from absl import flags
 
 from data_prep.text_source import InputError
 
 _OUR_ERROR = re.compile(r"(?:InputError|ValueError): (.+?)(?:\n|$)")
 _STEP_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
-
-
-def split_argv(argv: list[str]) -> list[str]:
-    """Parses this job's absl flags from `argv`; returns the rest for Beam."""
-    rest = flags.FLAGS(argv, known_only=True)
-    return rest[1:]
 
 
 def pipeline_options(args: list[str]):
@@ -88,8 +79,3 @@ def counters(result, namespace: str) -> dict[str, int]:
         value = counter.committed if counter.committed is not None else counter.attempted
         out[counter.key.metric.name] = int(value or 0)
     return out
-
-
-def fail(error: Exception) -> None:
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(2)

@@ -42,7 +42,7 @@ from apache_beam.metrics import Metrics
 from data_prep import beam as beam_support
 from data_prep import build_pretraining_data as local
 from data_prep import storage, text_source
-from electra_tf import console
+from electra_tf import cli
 
 FLAGS = flags.FLAGS
 NAMESPACE = "data_prep"
@@ -165,17 +165,21 @@ def build(
     )
 
 
-def main() -> None:
-    console.install()  # before TensorFlow starts logging
-    local.define_flags(local=False)
-    pipeline_args = beam_support.split_argv(sys.argv)
-    try:
-        beam_support.pipeline_options(pipeline_args)  # a mistyped flag fails first
-        settings = local.settings_from_flags()
-        info = build(settings, pipeline_args, FLAGS.overwrite, " ".join(sys.argv))
-    except ValueError as e:  # InputError included: a clear message, no traceback.
-        beam_support.fail(e)
+def command(pipeline_args: list[str]) -> None:
+    """The command line's job: our flags parsed, the rest for Beam."""
+    beam_support.pipeline_options(pipeline_args)  # a mistyped flag fails first
+    settings = local.settings_from_flags()
+    info = build(settings, pipeline_args, FLAGS.overwrite, " ".join(sys.argv))
     local.print_summary(settings, info)
+
+
+def main() -> None:
+    cli.main(
+        lambda: local.define_flags(local=False),
+        command,
+        required=("input", "vocab", "output_dir"),
+        pass_through=True,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ layout included) equals `build_vocab`'s for the same inputs and flags.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import apache_beam as beam
@@ -24,7 +23,7 @@ from absl import flags
 from data_prep import beam as beam_support
 from data_prep import build_vocab as local
 from data_prep import storage, text_source
-from electra_tf import console
+from electra_tf import cli
 
 FLAGS = flags.FLAGS
 
@@ -74,24 +73,20 @@ def build_pipeline(pipeline, paths: list[str], output: str, vocab_size: int, low
     )
 
 
-def main() -> None:
-    console.install()  # before TensorFlow starts logging
-    local.define_flags()
-    pipeline_args = beam_support.split_argv(sys.argv)
+def command(pipeline_args: list[str]) -> None:
+    """The command line's job: our flags parsed, the rest for Beam."""
     start = time.time()
-    try:
-        options = beam_support.pipeline_options(pipeline_args)  # a mistyped flag fails first
-        for name in ("input", "output"):
-            if not getattr(FLAGS, name):
-                raise ValueError(f"--{name} is required")
-        paths = text_source.expand_globs(FLAGS.input)
-        pipeline = beam.Pipeline(options=options)
-        build_pipeline(pipeline, paths, FLAGS.output, FLAGS.vocab_size, FLAGS.lower_case,
-                       FLAGS.min_count, FLAGS.max_unique_chars)  # fmt: skip
-        beam_support.run_pipeline(pipeline)
-    except ValueError as e:
-        beam_support.fail(e)
+    options = beam_support.pipeline_options(pipeline_args)  # a mistyped flag fails first
+    paths = text_source.expand_globs(FLAGS.input)
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, paths, FLAGS.output, FLAGS.vocab_size, FLAGS.lower_case,
+                   FLAGS.min_count, FLAGS.max_unique_chars)  # fmt: skip
+    beam_support.run_pipeline(pipeline)
     print(f"Wrote {FLAGS.vocab_size:,} tokens to {FLAGS.output} in {time.time() - start:.1f} s")
+
+
+def main() -> None:
+    cli.main(local.define_flags, command, required=("input", "output"), pass_through=True)
 
 
 if __name__ == "__main__":
