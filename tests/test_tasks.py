@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.config import ElectraConfig
-from electra_tf.modeling import ClassificationHead, ClsHead
+from electra_tf.modeling import HfClassificationHead, ReferenceClassificationHead
 from electra_tf.modeling.task_model import ElectraTaskModel
 from electra_tf.tasks import get_task, kinds
 
@@ -28,11 +28,11 @@ def test_registry_knows_every_kind_and_names_them_on_error():
 def test_classification_defaults_to_the_reference_head():
     model = ElectraTaskModel(CONFIG, get_task("classification"), num_labels=3)
     model.build()
-    assert isinstance(model.head, ClsHead) and model.head_type == "reference"
+    assert isinstance(model.head, ReferenceClassificationHead) and model.head_type == "reference"
     kernels = [v for v in model.head.weights if v.name == "kernel"]
     assert [tuple(k.shape) for k in kernels] == [(CONFIG.hidden_size, 3)]  # no hidden layer
     hf = ElectraTaskModel(CONFIG, get_task("classification"), num_labels=3, head="hf")
-    assert isinstance(hf.head, ClassificationHead)
+    assert isinstance(hf.head, HfClassificationHead)
     with pytest.raises(ValueError, match="--task_head='pooler' .* reference, hf"):
         ElectraTaskModel(CONFIG, get_task("classification"), head="pooler")
 

@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from electra_tf import metrics
 from electra_tf.kernels import sparse_softmax_cross_entropy
-from electra_tf.modeling.classification_head import ClassificationHead
-from electra_tf.modeling.cls_head import ClsHead
+from electra_tf.modeling.hf_classification_head import HfClassificationHead
+from electra_tf.modeling.reference_classification_head import ReferenceClassificationHead
 from electra_tf.tasks.base import Task, register
 
 
@@ -36,10 +36,10 @@ class ClassificationTask(Task):
 
     def build_head(self, config, num_labels, with_null, dtype, head):
         if head == "reference":
-            return ClsHead(
+            return ReferenceClassificationHead(
                 self.num_outputs(num_labels), dropout=config.dropout, dtype=dtype, name="classifier"
             )
-        return ClassificationHead(
+        return HfClassificationHead(
             config.hidden_size,
             self.num_outputs(num_labels),
             dropout=config.dropout,

@@ -9,7 +9,7 @@ from electra_tf.modeling.initializers import activation, truncated_normal
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ClassificationHead(keras.layers.Layer):
+class HfClassificationHead(keras.layers.Layer):
     """dropout -> dense(hidden, gelu) -> dropout -> dense(num_outputs) on [CLS].
 
     The layout of Hugging Face's `ElectraClassificationHead` (`dense`,
@@ -23,7 +23,7 @@ class ClassificationHead(keras.layers.Layer):
         initializer_range: Stddev of the kernel initializer.
 
     Example:
-        >>> head = ClassificationHead(64, num_outputs=2)
+        >>> head = HfClassificationHead(64, num_outputs=2)
         >>> head(np.zeros((4, 8, 64), "float32")).shape  # doctest: +SKIP
         (4, 2)
     """

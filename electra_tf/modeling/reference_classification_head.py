@@ -8,7 +8,7 @@ from electra_tf.kernels import Dropout
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ClsHead(keras.layers.Layer):
+class ReferenceClassificationHead(keras.layers.Layer):
     """dropout -> dense(num_outputs) on the first ([CLS]) token's final state.
 
     The head google-research/electra fine-tunes for GLUE classification and
@@ -22,7 +22,7 @@ class ClsHead(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> head = ClsHead(num_outputs=2)
+        >>> head = ReferenceClassificationHead(num_outputs=2)
         >>> tuple(head(np.zeros((4, 8, 16), "float32")).shape)
         (4, 2)
     """
