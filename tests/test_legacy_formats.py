@@ -16,12 +16,12 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import REPO
+from helpers import REPO, tiny_pretrain_options
 
 from data_prep.build_pretraining_data import Settings, build
 from electra_tf.checkpoints import load_task_model, load_tower
 from electra_tf.config import ElectraConfig
-from electra_tf.pretraining.job import PretrainOptions, run_pretraining
+from electra_tf.pretraining.job import run_pretraining
 from electra_tf.serving import load as load_export
 
 FIXTURE = REPO / "tests" / "fixtures" / "legacy_4f51619"
@@ -82,15 +82,14 @@ def test_training_checkpoint_resumes(tmp_path):
         )
     )
     saved = json.loads((model_dir / "pretrain_options.json").read_text())
-    options = PretrainOptions(
+    options = tiny_pretrain_options(
+        tmp_path / "data",
+        model_dir,
         config=ElectraConfig.from_dict(saved["config"]),
-        train_data=os.path.join(tmp_path, "data", "pretrain-*"),
-        model_dir=str(model_dir),
         max_seq_length=32,
         train_batch_size=8,
         eval_batch_size=8,
         num_train_steps=4,
-        learning_rate=1e-3,
         warmup_steps=1,
         log_every_steps=1,
         save_checkpoints_steps=2,
