@@ -68,7 +68,9 @@ def unmatched(path):
             for cell in row[1:]:
                 for number in NUMBER.findall(cell.replace("**", "")):
                     if not shown(number, values):
-                        problems.append(f"{path.name}:{line}: {number!r} ({cell!r}) not in {source}")
+                        problems.append(
+                            f"{path.name}:{line}: {number!r} ({cell!r}) not in {source}"
+                        )
     return problems
 
 
