@@ -279,6 +279,32 @@ def new_stats() -> dict[str, int]:
     return dict.fromkeys(STAT_KEYS, 0)
 
 
+def fit_shards(settings: Settings, stream=sys.stderr) -> Settings:
+    """`settings` with at most as many shards as the input has chunks.
+
+    A shard holds whole chunks of input (`chunk_bytes` each at most), so a
+    corpus of K chunks cannot fill more than K shards; asking for more would
+    leave empty shards. The count comes from the stored file sizes (every
+    chunk but a file's last is nearly full), so it is the same on every
+    runner without reading the text. An input with no bytes is an error.
+    """
+    sizes = {path: storage.size(path) for path in settings.inputs}
+    if not any(sizes.values()):
+        raise text_source.InputError(
+            f"--input: {', '.join(settings.inputs)} hold(s) no text (every file is empty)"
+        )
+    chunks = sum(-(-size // settings.chunk_bytes) for size in sizes.values())
+    if chunks >= settings.num_shards:
+        return settings
+    print(
+        f"[data_prep] the input fills {chunks} chunk(s) of {settings.chunk_bytes >> 10} KB: "
+        f"writing {chunks} shard(s) instead of --num_shards={settings.num_shards}, so that "
+        "none is empty",
+        file=stream,
+    )
+    return dataclasses.replace(settings, num_shards=chunks)
+
+
 def shard_range(shard: int, num_chunks: int, num_shards: int) -> tuple[int, int]:
     """Shard s holds the chunks [s*K/S, (s+1)*K/S): contiguous, by global chunk index."""
     return shard * num_chunks // num_shards, (shard + 1) * num_chunks // num_shards
@@ -452,6 +478,7 @@ def build(
     settings.validate()
     if num_workers < 1:
         raise ValueError(f"--num_workers must be >= 1, got {num_workers}")
+    settings = fit_shards(settings)
     vocab = storage.load_vocab(settings.vocab)
     fingerprint = settings.fingerprint(vocab)
     prepare_output_dir(settings, fingerprint, overwrite)
@@ -472,8 +499,18 @@ def build(
     results.update(_process_shards(settings, chunks, todo, workers, progress))
     progress.show(end="\n")
     elapsed = time.time() - start
-
+    check_not_empty(settings, results)
     return write_dataset_info(settings, vocab, results, todo, elapsed, workers, command)
+
+
+def check_not_empty(settings: Settings, results: dict[int, dict[str, Any]]) -> None:
+    """Refuses a build that made no example (input of blank lines only); no
+    dataset_info.json is written, so training will not take the shards."""
+    if not sum(r.get("examples", 0) for r in results.values()):
+        raise text_source.InputError(
+            f"--input: {', '.join(settings.inputs)} hold(s) no words: no example was written "
+            f"(the shards in {settings.output_dir} are unusable; delete them)"
+        )
 
 
 def _process_shards(
@@ -652,7 +689,7 @@ def print_summary(settings: Settings, info: dict[str, Any]) -> None:
     run_info = info["last_run"]
     secs = max(run_info["seconds"], 1e-9)
     print(
-        f"Wrote {t['examples']:,} examples in {settings.num_shards} shard(s) to {settings.output_dir}\n"
+        f"Wrote {t['examples']:,} examples in {info['num_shards']} shard(s) to {settings.output_dir}\n"
         f"  documents {t['docs']:,}  words {t['words']:,}  tokens read {t['tokens_read']:,}  "
         f"tokens written {t['tokens_written']:,} (dupe_factor {settings.dupe_factor}; "
         f"lost {info['tokens_lost']:,})\n"

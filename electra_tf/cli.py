@@ -79,7 +79,7 @@ def bad_input(message: str):
     sys.exit(console.EXIT_BAD_INPUT)
 
 
-def _run(argv: list[str], command: Callable[..., Any] | str, pass_through: bool) -> Any:
+def _run(argv: list[str], command: Callable[..., Any] | str, pass_through: bool) -> None:
     if len(argv) > 1 and not pass_through:
         bad_input(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
     # absl INFO lines (TensorFlow's checkpoint notices, squad_lib's per-feature
@@ -88,6 +88,5 @@ def _run(argv: list[str], command: Callable[..., Any] | str, pass_through: bool)
     if isinstance(command, str):
         module, _, function = command.partition(":")
         command = getattr(importlib.import_module(module), function)
-    if pass_through:
-        return console.run_job(lambda: command(argv[1:]))
-    return console.run_job(command)
+    # absl exits with what this returns: the command's result is not a status.
+    console.run_job((lambda: command(argv[1:])) if pass_through else command)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 
 import tensorflow as tf
@@ -137,6 +138,40 @@ def _scan_compressed(path: str, compression: str) -> ShardScan:
         # A compressed stream cannot be re-entered after damage: the rest is lost.
         return ShardScan(path, count, [], max(1, os.path.getsize(path)), count)
     return ShardScan(path, count, [])
+
+
+_SHARD_NAME = re.compile(r"^pretrain-(\d{5})-of-(\d{5})\.tfrecord(\.gz)?$")
+
+
+def check_complete(files: list[str], infos: dict[str, dict | None], flag: str) -> list[str]:
+    """Shard sets whose data prep did not finish, one message per directory.
+
+    `data_prep.build_pretraining_data` writes `pretrain-<i>-of-<N>` shards,
+    then `dataset_info.json` last: a directory of such shards without it is
+    an interrupted build (however many shards it has), and one whose
+    dataset_info.json lists a shard that is not on disk has lost files.
+    Other files (BERT or Model Garden records) are not checked here.
+    """
+    problems = []
+    for directory in dict.fromkeys(os.path.dirname(os.path.abspath(f)) for f in files):
+        info = infos.get(directory)
+        present = sorted(n for n in os.listdir(directory) if _SHARD_NAME.match(n))
+        if info is None and present:
+            total = int(_SHARD_NAME.match(present[0]).group(2))
+            problems.append(
+                f"{flag}: {directory} is an incomplete shard set: {len(present)} of {total} "
+                "shards and no dataset_info.json, so its data prep did not finish (not "
+                "damage). Rerun the same data_prep command to finish it."
+            )
+        elif info and "shards" in info:
+            missing = [s["file"] for s in info["shards"] if s["file"] not in present]
+            if missing:
+                problems.append(
+                    f"{flag}: {directory} is an incomplete shard set: dataset_info.json lists "
+                    f"{len(info['shards'])} shards and {len(missing)} are missing "
+                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+                )
+    return problems
 
 
 def check_listed(

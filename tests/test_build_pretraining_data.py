@@ -225,7 +225,6 @@ def test_unmasked_shards_are_made_without_tensorflow(moby_sample, vocab_path, tm
     code = f"""
 import sys
 from data_prep.build_pretraining_data import Settings, build
-from helpers import REPO
 build(Settings(inputs=({str(moby_sample)!r},), vocab={str(vocab_path)!r},
                output_dir={str(tmp_path / "u")!r}, num_shards=2, compression="gzip"))
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tensorflow_text")))
@@ -367,3 +366,31 @@ def test_a_remote_vocab_is_read_into_memory(vocab_path, monkeypatch):
     assert vocab.sha256 == storage.load_vocab(vocab_path).sha256
     with pytest.raises(ValueError, match="Cannot read vocab file gs://bucket/missing.txt"):
         storage.load_vocab("gs://bucket/missing.txt")
+
+
+def test_a_small_corpus_gets_fewer_shards_and_none_empty(moby_sample, vocab_path, tmp_path):
+    out = tmp_path / "out"
+    r = _run_cli(
+        f"--input={moby_sample}", f"--vocab={vocab_path}", f"--output_dir={out}",
+        "--num_shards=64", "--num_workers=2",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "writing 2 shard(s) instead of --num_shards=64, so that none is empty" in r.stderr
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["num_shards"] == 2 and all(s["examples"] > 0 for s in info["shards"])
+    assert sorted(p.name for p in out.glob("*.tfrecord")) == [
+        "pretrain-00000-of-00002.tfrecord", "pretrain-00001-of-00002.tfrecord"
+    ]  # fmt: skip
+    assert "in 2 shard(s)" in r.stdout
+
+
+def test_an_empty_corpus_is_refused(vocab_path, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    r = _run_cli(f"--input={empty}", f"--vocab={vocab_path}", f"--output_dir={tmp_path / 'a'}")
+    assert r.returncode == 2 and "hold(s) no text" in r.stderr and str(empty) in r.stderr
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n \n\t\n" * 100)
+    r = _run_cli(f"--input={blank}", f"--vocab={vocab_path}", f"--output_dir={tmp_path / 'b'}")
+    assert r.returncode == 2 and "hold(s) no words" in r.stderr
+    assert not (tmp_path / "b" / "dataset_info.json").exists()

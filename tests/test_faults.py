@@ -174,8 +174,11 @@ def test_a_foreign_or_empty_shard_is_named(masked_data, unmasked_data, tmp_path)
     shutil.copy(foreign, data / "pretrain-extra.tfrecord")
     with pytest.raises(ValueError, match="pretrain-extra.tfrecord is not one of the shards"):
         data_lib.inspect_data(f"{data}/pretrain-*")
-    # Without dataset_info.json the records themselves are compared.
+    # Records from elsewhere (BERT's, Model Garden's: other names, no
+    # dataset_info.json) are compared by their layout.
     os.remove(data / "dataset_info.json")
+    for i, shard in enumerate(sorted(data.glob("pretrain-0*.tfrecord"))):
+        shard.rename(data / f"pretrain-bert-{i}.tfrecord")
     with pytest.raises(
         ValueError, match="pretrain-extra.tfrecord holds records of length 64 with None"
     ):
@@ -183,6 +186,22 @@ def test_a_foreign_or_empty_shard_is_named(masked_data, unmasked_data, tmp_path)
     (data / "pretrain-extra.tfrecord").write_bytes(b"")
     with pytest.raises(ValueError, match="pretrain-extra.tfrecord holds no records"):
         data_lib.inspect_data(f"{data}/pretrain-*")
+
+
+def test_an_interrupted_data_prep_is_called_incomplete_not_damaged(masked_data, tmp_path):
+    data = _copy_shards(masked_data, tmp_path / "data")
+    shards = sorted(data.glob("pretrain-*.tfrecord"))
+    shards[-1].unlink()
+    with pytest.raises(
+        ValueError, match=r"incomplete shard set: .* lists 2 shards and 1 are missing"
+    ):
+        data_lib.inspect_data(f"{data}/pretrain-*")
+    (data / "dataset_info.json").unlink()  # data prep writes it last
+    with pytest.raises(ValueError) as error:
+        data_lib.inspect_data(f"{data}/pretrain-*", skip_corrupt_records=True)
+    message = str(error.value)
+    assert "incomplete shard set: 1 of 2 shards and no dataset_info.json" in message
+    assert "did not finish (not damage)" in message and "skip_corrupt" not in message
 
 
 def test_shards_built_with_another_vocab_are_refused(masked_data, tmp_path):

@@ -136,6 +136,7 @@ def build(
 ) -> dict[str, Any]:
     """Builds (or finishes) the dataset on Beam; returns the dataset_info dict."""
     settings.validate()
+    settings = local.fit_shards(settings)
     vocab = storage.load_vocab(settings.vocab)
     local.prepare_output_dir(settings, settings.fingerprint(vocab), overwrite)
     done = local.finished_shards(settings)
@@ -152,6 +153,7 @@ def build(
     missing = [s for s in range(settings.num_shards) if s not in results]
     if missing:
         raise RuntimeError(f"the pipeline finished but shards {missing} are not in the output")
+    local.check_not_empty(settings, results)
     workers = options.get_all_options().get("direct_num_workers") or 0
     counted = beam_support.counters(result, NAMESPACE) if result is not None else {}
     built = {k: sum(results[s].get(k, 0) for s in todo) for k in local.STAT_KEYS}

@@ -19,7 +19,7 @@ import tensorflow as tf
 from electra_tf import records
 from electra_tf.compat import tf_record_random_reader
 from electra_tf.masking import Masker
-from electra_tf.shard_scan import ShardScan, check_listed, scan_shard
+from electra_tf.shard_scan import ShardScan, check_complete, check_listed, scan_shard
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ def inspect_data(
     files = resolve_files(patterns, flag)
     infos = _directory_infos(files, flag)
     compression = _compression_of(files[0])
+    incomplete = check_complete(files, infos, flag)
+    if incomplete:
+        raise ValueError("\n".join(incomplete))
     foreign, damaged = check_listed(files, infos, flag)
     if foreign:
         raise ValueError("\n".join(foreign))
