@@ -30,7 +30,8 @@ from absl import flags
 from data_prep import finetune_readers as readers
 from electra_tf import cli
 from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
-from electra_tf.tasks.info import IGNORE, INFO_FILE
+from electra_tf.records import FINETUNE_INFO as INFO_FILE
+from electra_tf.records import IGNORE_LABEL as IGNORE
 from electra_tf.tokenizer import WordPieceTokenizer
 from electra_tf.vocab import Vocab
 
@@ -418,7 +419,12 @@ def command() -> None:
 
 
 def run() -> None:
-    cli.main(define_flags, command, required=("task", "input_dir", "output_dir", "vocab"))
+    cli.main(
+        define_flags,
+        command,
+        required=("task", "input_dir", "output_dir", "vocab"),
+        output_dirs=("output_dir",),
+    )
 
 
 if __name__ == "__main__":

@@ -701,7 +701,12 @@ def print_summary(settings: Settings, info: dict[str, Any]) -> None:
 
 
 def run() -> None:
-    cli.main(define_flags, command, required=("input", "vocab", "output_dir"))
+    cli.main(
+        define_flags,
+        command,
+        required=("input", "vocab", "output_dir"),
+        output_dirs=("output_dir",),
+    )
 
 
 if __name__ == "__main__":

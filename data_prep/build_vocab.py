@@ -138,7 +138,7 @@ def command() -> None:
 
 
 def run() -> None:
-    cli.main(define_flags, command, required=("input", "output"))
+    cli.main(define_flags, command, required=("input", "output"), output_files=("output",))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def command() -> None:
 
 
 def run() -> None:
-    cli.main(define_flags, command, required=("output",))
+    cli.main(define_flags, command, required=("output",), output_files=("output",))
 
 
 if __name__ == "__main__":

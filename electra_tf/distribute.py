@@ -9,17 +9,19 @@ from __future__ import annotations
 import glob
 import os
 import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
+# The strategies this package's Keras 3 fit loop can drive (the flag's choices).
 STRATEGIES = (
     "default",
     "one_device",
     "mirrored",
     "multi_worker_mirrored",
     "tpu",
-    "parameter_server",
 )
 
 
@@ -43,15 +45,19 @@ def get_strategy(
         ValueError: unknown name, or a strategy that cannot drive this
             package's Keras 3 `fit` loop.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"--distribution_strategy={name!r}; expected one of {STRATEGIES}")
-    if name == "default":
-        return tf.distribute.get_strategy()
+    # Imported here: the flags (electra_tf.flags) read STRATEGIES, and a
+    # command's --help answers without loading TensorFlow.
+    import tensorflow as tf
+
     if name == "parameter_server":
         raise ValueError(
             "--distribution_strategy=parameter_server is not supported: Keras 3's fit loop "
             "has no ParameterServerStrategy coordinator; use multi_worker_mirrored"
         )
+    if name not in STRATEGIES:
+        raise ValueError(f"--distribution_strategy={name!r}; expected one of {STRATEGIES}")
+    if name == "default":
+        return tf.distribute.get_strategy()
     if name == "tpu":
         check_tpu_reachable(tpu)
     if name == "mirrored" and num_gpus == 0:

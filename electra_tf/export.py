@@ -18,6 +18,7 @@ def run() -> None:
         electra_flags.define_export_flags,
         "electra_tf.serving.export_command:run_command",
         required=("checkpoint", "export_dir"),
+        output_dirs=("export_dir",),
     )
 
 

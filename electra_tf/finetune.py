@@ -22,6 +22,7 @@ def run() -> None:
         electra_flags.define_finetune_flags,
         "electra_tf.finetuning.command:run_command",
         required=("data_dir", "model_dir"),
+        output_dirs=("model_dir",),
     )
 
 

@@ -17,6 +17,28 @@ from electra_tf.distribute import STRATEGIES
 FLAGS = flags.FLAGS
 _DEFINED: set[str] = set()
 
+# The stage each training flag belongs to, for `--help` (electra_tf.cli);
+# a flag not listed here is shown under its command's own heading.
+STAGE_ORDER = ("data", "model", "optimisation", "checkpoints", "evaluation", "distribution")
+_STAGE_FLAGS = {
+    "data": "train_data eval_data data_dir vocab max_seq_length shuffle_buffer "
+    "skip_corrupt_records mask_rate dynamic_masking whole_word_masking",
+    "model": "model_size model_overrides vocab_size objective gen_weight disc_weight "
+    "disc_bias_init temperature temperature_start temperature_anneal_steps "
+    "embedding_sharing task_head",
+    "optimisation": "train_batch_size grad_accum_steps num_train_steps num_train_epochs "
+    "optimizer learning_rate warmup_steps warmup_proportion lr_decay_power weight_decay "
+    "adam_beta1 adam_beta2 adam_epsilon adam_bias_correction clip_norm layerwise_lr_decay "
+    "layerwise_lr_exponents loss_reduction seed max_consecutive_nonfinite",
+    "checkpoints": "model_dir init_checkpoint save_checkpoints_steps keep_checkpoint_max "
+    "max_steps_per_run keep_best",
+    "evaluation": "eval_batch_size eval_every_steps num_eval_steps log_every_steps "
+    "n_best_size max_answer_length null_score_diff_threshold",
+    "distribution": "distribution_strategy num_gpus tpu all_reduce_alg mixed_precision "
+    "steps_per_execution fast_kernels jit_compile",
+}
+STAGES = {name: stage for stage, names in _STAGE_FLAGS.items() for name in names.split()}
+
 
 def _once(group: str) -> bool:
     if group in _DEFINED:

@@ -35,6 +35,7 @@ def run() -> None:
         define_flags,
         "electra_tf.finetuning.glue_command:run_command",
         required=("glue_dir", "output_dir", "vocab"),
+        output_dirs=("output_dir",),
     )
 
 

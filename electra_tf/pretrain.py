@@ -18,6 +18,7 @@ def run() -> None:
         electra_flags.define_pretrain_flags,
         "electra_tf.pretraining.command:run_command",
         required=("train_data", "model_dir"),
+        output_dirs=("model_dir",),
     )
 
 

@@ -21,6 +21,10 @@ SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 MASKED_LM_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
 DATASET_INFO = "dataset_info.json"
 SCHEMA_VERSION = 1
+# Fine-tuning records: the info file beside them, and the label id of the
+# positions a tagging loss ignores (word-piece continuations, padding).
+FINETUNE_INFO = "finetune_info.json"
+IGNORE_LABEL = -1
 
 
 # --- A tf.train.Example encoder ---------------------------------------------

@@ -33,6 +33,7 @@ def run() -> None:
         electra_flags.define_tflite_flags,
         "electra_tf.serving.tflite_command:run_command",
         required=("saved_model", "output"),
+        output_files=("output",),
     )
 
 

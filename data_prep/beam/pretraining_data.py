@@ -181,6 +181,7 @@ def main() -> None:
         command,
         required=("input", "vocab", "output_dir"),
         pass_through=True,
+        output_dirs=("output_dir",),
     )
 
 

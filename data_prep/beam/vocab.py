@@ -86,7 +86,13 @@ def command(pipeline_args: list[str]) -> None:
 
 
 def main() -> None:
-    cli.main(local.define_flags, command, required=("input", "output"), pass_through=True)
+    cli.main(
+        local.define_flags,
+        command,
+        required=("input", "output"),
+        pass_through=True,
+        output_files=("output",),
+    )
 
 
 if __name__ == "__main__":

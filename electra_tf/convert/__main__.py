@@ -23,6 +23,7 @@ def run() -> None:
         electra_flags.define_convert_flags,
         "electra_tf.convert.command:run_command",
         required=("input", "output"),
+        output_dirs=("output",),
     )
 
 

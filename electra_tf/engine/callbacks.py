@@ -43,6 +43,21 @@ def collapse_warning(first: float | None, now: float) -> str | None:
     )
 
 
+# Longest silence on a long run: a progress line (steps/s, ETA) is printed
+# when no other line came for this long, graph building included.
+PROGRESS_SECONDS = 30.0
+
+
+def format_duration(seconds: float) -> str:
+    """`1h02m03s`, `4m05s` or `6s`."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def _lr(optimizer, step: int) -> float:
     lr = optimizer.learning_rate
     schedule = getattr(optimizer, "_learning_rate", None)
@@ -59,12 +74,25 @@ class StepLogger(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, log_dir: str | None, global_batch_size: int, total_steps: int, stream=sys.stdout
+        self,
+        log_dir: str | None,
+        global_batch_size: int,
+        total_steps: int,
+        stream=sys.stdout,
+        progress_seconds: float = PROGRESS_SECONDS,
+        clock=time.monotonic,
     ):
         super().__init__()
         self.global_batch_size = global_batch_size
         self.total_steps = total_steps
         self.stream = stream
+        self.progress_seconds = progress_seconds
+        self.clock = clock
+        self._last_line = clock()  # when this logger last printed
+        self._started = clock()
+        self._seen_step: int | None = None  # the last step a batch ended at
+        self._rate_start: tuple[float, int] | None = None  # (time, step) of the first batch
+        self._heartbeat: threading.Event | None = None
         self.train_writer = (
             tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None
         )
@@ -78,6 +106,51 @@ class StepLogger(keras.callbacks.Callback):
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+        self._last_line = self.clock()
+
+    # --- the progress heartbeat ----------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Prints a progress line if nothing was printed for `progress_seconds`:
+        steps/s and the time left, or how long the first step's graph has been
+        building."""
+        now = self.clock()
+        if now - self._last_line < self.progress_seconds:
+            return
+        step = self._seen_step
+        if step is None or self._rate_start is None:
+            self._print(
+                f"building the training graph and the input pipeline "
+                f"({format_duration(now - self._started)} so far)"
+            )
+            return
+        t0, step0 = self._rate_start
+        rate = (step - step0) / max(now - t0, 1e-9)
+        left = self.total_steps - step
+        eta = format_duration(left / rate) if rate > 0 else "unknown"
+        self._print(f"step {step:>7}/{self.total_steps}  {rate:.2f} steps/s  ETA {eta}")
+
+    def on_train_begin(self, logs=None):
+        stop = self._heartbeat = threading.Event()
+
+        def beat():
+            while not stop.wait(min(self.progress_seconds, 5.0)):
+                self.heartbeat()
+
+        threading.Thread(target=beat, name="progress", daemon=True).start()
+
+    def on_train_end(self, logs=None):
+        if self._heartbeat is not None:
+            self._heartbeat.set()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras passes the index of the last batch run, within this epoch.
+        self._seen_step = self._step0 + batch + 1
+        if self._rate_start is None:
+            self._rate_start = (self.clock(), self._seen_step)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.time()
@@ -116,7 +189,7 @@ class StepLogger(keras.callbacks.Callback):
             line += "  | eval " + "  ".join(
                 f"{k} {evals[k]:.4f}" for k in _CONSOLE_KEYS if k in evals
             )
-        print(line, file=self.stream, flush=True)
+        self._print(line)
         if "hidden_spread" in evals:
             self.check_collapse(evals["hidden_spread"])
         if not math.isfinite(train.get("loss", 0.0)):
@@ -131,7 +204,7 @@ class StepLogger(keras.callbacks.Callback):
                     tf.summary.scalar(name, value)
             self.eval_writer.flush()
         shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-        print(f"eval at step {step}: {shown}", file=self.stream, flush=True)
+        self._print(f"eval at step {step}: {shown}")
 
     def check_collapse(self, spread: float) -> None:
         """Records the first held-out spread and warns when a later one collapses."""

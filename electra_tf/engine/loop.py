@@ -32,12 +32,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from electra_tf.checkpoints import remove_partial_checkpoints, restore_checkpoint
 from electra_tf.compat import seed_generator_states
 from electra_tf.distribute import get_strategy
 from electra_tf.engine.callbacks import (
+    PROGRESS_SECONDS,
     Checkpointer,
     NonFiniteMonitor,
     PreemptionWatcher,
@@ -233,6 +235,31 @@ class Engine:
             self.nonfinite, options.max_consecutive_nonfinite, self.stream
         )
         return bool(latest)
+
+    def announce(self, what: str, data: str) -> None:
+        """Prints the start banner: what runs, how far, on what data, where
+        the outputs go. Jobs call it once the model is built and restored."""
+        options = self.options
+        params = sum(int(np.prod(v.shape)) for v in self.model.trainable_weights)
+        step = self.step
+        steps = (
+            f"steps {step:,} -> {options.num_train_steps:,} (resumed)"
+            if step
+            else f"{options.num_train_steps:,} steps"
+        )
+        lines = [
+            f"{what}: {params / 1e6:.2f} M trainable parameters",
+            f"  {steps}, global batch {options.train_batch_size:,} on "
+            f"{self.strategy.num_replicas_in_sync} replica(s) "
+            f"(--distribution_strategy={options.distribution_strategy}), "
+            f"{options.mixed_precision}",
+            f"  data: {data}",
+            f"  outputs: {options.model_dir} (a checkpoint every "
+            f"{options.save_checkpoints_steps:,} steps; a log line every "
+            f"{options.log_every_steps:,}, progress at least every "
+            f"{PROGRESS_SECONDS:.0f} s)",
+        ]
+        print("\n".join(lines), file=self.stream, flush=True)
 
     def _restorable(self, path: str) -> tf.train.Checkpoint:
         """What to restore `path` into: checkpoints written before the non-finite

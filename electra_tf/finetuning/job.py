@@ -300,13 +300,11 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
             atomic_write_json(
                 os.path.join(options.model_dir, "finetune_options.json"), options.to_json_dict()
             )
-        print(
-            f"{info['task']} ({info['kind']}): {info['splits']['train']['features']} train "
-            f"features, {schedule.total_steps} steps ({schedule.steps_per_epoch}/epoch), "
-            f"encoder from {source}, main metric {info['main_metric']}, "
-            f"{engine.strategy.num_replicas_in_sync} replica(s)",
-            file=stream,
-            flush=True,
+        engine.announce(
+            f"Fine-tuning {info['task']} ({info['kind']}), encoder from {source}",
+            f"{info['splits']['train']['features']:,} train features in {options.data_dir}, "
+            f"{schedule.total_steps} steps ({schedule.steps_per_epoch}/epoch), evaluated "
+            f"every epoch on {info['main_metric']}",
         )
         history = _History(options, info, engine.chief)
         evaluator = Evaluator(model, options, info)

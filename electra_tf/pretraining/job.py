@@ -376,6 +376,32 @@ def _inspect_inputs(options: PretrainOptions) -> _Inputs:
     return inputs
 
 
+def _describe_run(options: PretrainOptions) -> str:
+    config = options.config
+    return (
+        f"{options.objective.upper()} pre-training of a {config.num_layers}-layer, "
+        f"{config.hidden_size}-wide encoder"
+    )
+
+
+def _describe_data(inputs: _Inputs) -> str:
+    """How much training (and held-out) data there is, from dataset_info.json."""
+
+    def one(data: data_lib.PretrainingData) -> str:
+        where = os.path.dirname(os.path.abspath(data.files[0]))
+        text = f"{len(data.files)} file(s) in {where}"
+        if data.info and "shards" in data.info:
+            listed = {s["file"]: s["examples"] for s in data.info["shards"]}
+            examples = sum(listed.get(os.path.basename(f), 0) for f in data.files)
+            text += f", {examples:,} sequences of {data.max_seq_length}"
+        return text
+
+    text = one(inputs.train)
+    if inputs.evaluation is not None:
+        text += f"; held out: {one(inputs.evaluation)}"
+    return text
+
+
 def _report_skipped(inputs: _Inputs, stream) -> dict:
     """Prints and returns what --skip_corrupt_records leaves out, per data flag."""
     skipped = {}
@@ -486,6 +512,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 if warning:
                     print(warning, file=sys.stderr, flush=True)
         model = _build(options, engine)
+        engine.announce(_describe_run(options), _describe_data(inputs))
         train_data, eval_data = _datasets(options, inputs, engine)
         if eval_data is not None:
             _collapse_baseline(model, eval_data, options, engine.logger, engine.step, engine.chief)

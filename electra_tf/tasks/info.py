@@ -13,10 +13,11 @@ from typing import Any
 
 import tensorflow as tf
 
+from electra_tf import records
 from electra_tf.tasks.base import get_task, kinds
 
-INFO_FILE = "finetune_info.json"
-IGNORE = -1  # label id of word-piece continuations and padding in tagging records
+INFO_FILE = records.FINETUNE_INFO
+IGNORE = records.IGNORE_LABEL
 
 
 def load_info(data_dir: str) -> dict[str, Any]:
