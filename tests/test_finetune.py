@@ -196,6 +196,8 @@ def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
     first = run_cli(*command)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "26 steps (265/epoch)" in first.stdout  # 0.1 epoch of 8456 examples, batch 32
+    assert "Fine-tuning tsv (classification), encoder from" in first.stdout  # the banner
+    assert f"outputs: {tmp_path / 'model'} (a checkpoint every" in first.stdout
     assert "final (step 26): accuracy" in first.stdout
     assert "best (" not in first.stdout  # best-epoch selection is opt-in
     second = run_cli(*command)

@@ -158,11 +158,44 @@ def test_cli_runs_from_a_flagfile_and_rejects_unknown_flags(masked_data, tmp_pat
     r = run_cli(*cmd, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "step       6/6" in r.stdout and "Checkpoint:" in r.stdout
+    # The start banner comes before the first step: what runs, on what, where.
+    banner = r.stdout[: r.stdout.index("step ")]
+    assert "ELECTRA pre-training of a 2-layer, 64-wide encoder:" in banner
+    assert "M trainable parameters" in banner and "6 steps, global batch 8 on 1 replica" in banner
+    assert f"data: 2 file(s) in {masked_data}" in banner and "sequences of 64" in banner
+    assert f"outputs: {tmp_path} (a checkpoint every 6 steps" in banner
     assert json.loads((tmp_path / "electra_config.json").read_text())["num_layers"] == 2
     r = run_cli(*cmd, "--no_such_flag=1", timeout=300)
     assert r.returncode == 2 and "no_such_flag" in r.stderr
     r = run_cli(*cmd, "--model_overrides={bad", timeout=300)
     assert r.returncode == 2 and "--model_overrides" in r.stderr
+
+
+def test_progress_lines_come_at_least_every_interval_with_an_eta():
+    import io
+
+    from electra_tf.engine.callbacks import StepLogger, format_duration
+
+    now = [0.0]
+    out = io.StringIO()
+    logger = StepLogger(None, 32, 100, out, progress_seconds=30, clock=lambda: now[0])
+    now[0] = 10.0
+    logger.heartbeat()
+    assert out.getvalue() == ""  # not yet 30 s of silence
+    now[0] = 31.0
+    logger.heartbeat()
+    assert out.getvalue() == "building the training graph and the input pipeline (31s so far)\n"
+    now[0] = 40.0
+    logger.on_train_batch_end(9)  # step 10: the rate is measured from here
+    now[0] = 60.0
+    logger.on_train_batch_end(29)  # step 30
+    now[0] = 80.0
+    logger.heartbeat()  # 20 steps in 40 s, 70 to go
+    assert out.getvalue().splitlines()[-1] == "step      30/100  0.50 steps/s  ETA 2m20s"
+    now[0] = 100.0
+    logger.heartbeat()
+    assert len(out.getvalue().splitlines()) == 2  # 20 s since the last line
+    assert format_duration(3723) == "1h02m03s" and format_duration(5) == "5s"
 
 
 def test_gradient_accumulation_equals_one_big_batch(masked_data, tmp_path):
