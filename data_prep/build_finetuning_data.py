@@ -313,6 +313,7 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
         "lower_case": settings.lower_case,
         "vocab_size": vocab.size,
         "vocab_sha256": vocab.sha256,
+        "vocab_file": os.path.abspath(settings.vocab),
         "splits": {},
     }
     if task in SQUAD_TASKS:

@@ -7,7 +7,9 @@ through here, so none of them depends on another's job module.
 Layouts:
     tower dir       model.weights.h5 + electra_config.json (a discriminator,
                     generator or bare encoder), as pre-training writes
-                    `model_dir/discriminator/` and convert writes its output
+                    `model_dir/discriminator/` and convert writes its output,
+                    + vocab.json (the vocab's sha256, size and file) when
+                    the vocab it was trained with is known
     task model dir  a tower dir plus task.json and vocab.txt: what
                     fine-tuning writes to `model_dir/final/` and export reads
     training ckpt   tf.train.Checkpoint (model, optimizer, input position,
@@ -30,14 +32,49 @@ from electra_tf.io_utils import atomic_write_bytes, atomic_write_json
 from electra_tf.modeling import ElectraBackbone, ElectraDiscriminator, ElectraGenerator
 from electra_tf.modeling.task_model import ElectraTaskModel
 from electra_tf.tasks import get_task
+from electra_tf.vocab import Vocab
 
 TASK_FILE = "task.json"
 WEIGHTS_FILE = "model.weights.h5"
+VOCAB_FILE = "vocab.json"  # which vocab a tower's token ids mean
 TOWERS = ("discriminator", "generator", "encoder")
 
 
-def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> None:
-    """Writes one model's weights + config so it loads alone (atomic per file)."""
+def vocab_identity(vocab: Vocab) -> dict[str, Any]:
+    """What vocab.json records of a vocab: enough to tell two apart, and where it was."""
+    return {"sha256": vocab.sha256, "size": vocab.size, "file": os.path.abspath(vocab.path)}
+
+
+def tower_vocab(directory: str) -> dict[str, Any] | None:
+    """The vocab.json of a tower or task model directory (None: unknown)."""
+    try:
+        with open(os.path.join(directory, VOCAB_FILE), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def check_same_vocab(tower_dir: str, data_vocab: dict[str, Any], data_source: str) -> None:
+    """Refuses data tokenized with another vocab than the tower was trained
+    with (same size or not), naming both; silent when the tower's is unknown."""
+    trained = tower_vocab(tower_dir)
+    if trained is None or not data_vocab.get("sha256"):
+        return
+    if trained["sha256"] != data_vocab["sha256"]:
+        raise ValueError(
+            f"{data_source} was tokenized with {data_vocab.get('file') or 'a vocab'} "
+            f"(sha256 {data_vocab['sha256'][:12]}, {data_vocab.get('size')} tokens) but "
+            f"{os.path.join(tower_dir, VOCAB_FILE)} says the model was trained with "
+            f"{trained.get('file')} (sha256 {trained['sha256'][:12]}, {trained.get('size')} "
+            "tokens): rebuild the data with the model's vocab"
+        )
+
+
+def save_tower(
+    model: keras.Model, config: ElectraConfig, directory: str, vocab: dict | None = None
+) -> None:
+    """Writes one model's weights + config (+ `vocab_identity` of its vocab) so
+    it loads alone (atomic per file)."""
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".tmp-{os.getpid()}.weights.h5")
     try:
@@ -47,6 +84,8 @@ def save_tower(model: keras.Model, config: ElectraConfig, directory: str) -> Non
         if os.path.exists(tmp):
             os.unlink(tmp)
     config.save(os.path.join(directory, "electra_config.json"))
+    if vocab is not None:
+        atomic_write_json(os.path.join(directory, VOCAB_FILE), vocab)
 
 
 def save_training_checkpoint(
@@ -156,7 +195,10 @@ def load_encoder(tower_dir: str) -> keras.Model:
 
 def save_task_model(model, task: dict[str, Any], vocab_path: str, directory: str) -> None:
     """Writes what inference needs, each file atomically: weights, config, task, vocab."""
-    save_tower(model, model.config, directory)
+    copy = os.path.join(os.path.abspath(directory), "vocab.txt")
+    save_tower(
+        model, model.config, directory, dict(vocab_identity(Vocab.load(vocab_path)), file=copy)
+    )
     with open(vocab_path, "rb") as f:
         atomic_write_bytes(os.path.join(directory, "vocab.txt"), f.read())
     atomic_write_json(os.path.join(directory, TASK_FILE), task)

@@ -15,6 +15,7 @@ from electra_tf.checkpoints import load_task_model
 from electra_tf.config import ElectraConfig
 from electra_tf.finetuning.job import FinetuneOptions, build_model, run_finetuning
 from electra_tf.pretraining.job import PretrainOptions, run_pretraining
+from electra_tf.vocab import Vocab
 
 DEVNULL = io.StringIO()
 TINY = dict(vocab_size=30522, max_position_embeddings=64)
@@ -178,6 +179,25 @@ def test_vocab_mismatch_is_refused(sst2, tmp_path):
         run_finetuning(_options(sst2, tmp_path, config=config), DEVNULL)
     with pytest.raises(ValueError, match="no model.weights.h5"):
         run_finetuning(_options(sst2, tmp_path, init_checkpoint=str(tmp_path)), DEVNULL)
+
+
+def test_data_of_another_vocab_of_the_same_size_is_refused(
+    shared_data, vocab_path, pretrained_tiny, tmp_path
+):
+    from electra_tf.checkpoints import tower_vocab
+
+    tower = pretrained_tiny + "/discriminator"
+    assert tower_vocab(tower)["sha256"] == Vocab.load(vocab_path).sha256
+    lines = pathlib.Path(vocab_path).read_text(encoding="utf-8").splitlines()
+    lines[2000], lines[2001] = lines[2001], lines[2000]  # same size, other ids
+    other = tmp_path / "other_vocab.txt"
+    other.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = _prepare("sst-2", shared_data / "sst2_like", tmp_path / "data", str(other))
+    with pytest.raises(ValueError) as error:
+        run_finetuning(_options(data, tmp_path / "m", init_checkpoint=pretrained_tiny), DEVNULL)
+    message = str(error.value)
+    assert str(other) in message and vocab_path in message and "vocab.json" in message
+    assert not (tmp_path / "m" / "finetune_options.json").exists()
 
 
 def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):

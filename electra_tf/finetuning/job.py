@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.checkpoints import find_tower, load_encoder, save_task_model
+from electra_tf.checkpoints import check_same_vocab, find_tower, load_encoder, save_task_model
 from electra_tf.config import ElectraConfig
 from electra_tf.engine.loop import Engine, RunOptions
 from electra_tf.finetuning.data import finetune_dataset
@@ -44,7 +44,7 @@ from electra_tf.optimization import (
     resolve_bias_correction,
 )
 from electra_tf.tasks import EvalContext, get_task
-from electra_tf.tasks.info import load_info
+from electra_tf.tasks.info import INFO_FILE, load_info
 
 DEFAULT_EPOCHS = 3.0
 
@@ -107,6 +107,12 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
         tower_dir = find_tower(options.init_checkpoint)
         config = ElectraConfig.load_from_dir(tower_dir)
         source = tower_dir
+        data_vocab = {
+            "sha256": info.get("vocab_sha256"),
+            "size": info.get("vocab_size"),
+            "file": info.get("vocab_file"),
+        }
+        check_same_vocab(tower_dir, data_vocab, os.path.join(options.data_dir, INFO_FILE))
     else:
         if options.config is None:
             raise ValueError("random init needs a config (--model_size) or --init_checkpoint")

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf import shard_scan
-from electra_tf.checkpoints import find_towers, load_tower, save_tower
+from electra_tf.checkpoints import find_towers, load_tower, save_tower, vocab_identity
 from electra_tf.config import ElectraConfig
 from electra_tf.engine.loop import Engine, RunOptions, batches_per_step
 from electra_tf.io_utils import atomic_write_json
@@ -427,7 +427,19 @@ def _name_damage(error: tf.errors.DataLossError, inputs: _Inputs) -> ValueError:
     )
 
 
-def _build(options: PretrainOptions, engine: Engine) -> PretrainerBase:
+def _vocab_of(options: PretrainOptions, inputs: _Inputs) -> dict[str, Any] | None:
+    """The vocab the training data was tokenized with (written beside each tower)."""
+    info = inputs.train.info
+    if info and info.get("vocab_sha256"):
+        return {
+            "sha256": info["vocab_sha256"],
+            "size": info.get("vocab_size"),
+            "file": info.get("vocab_file"),
+        }
+    return vocab_identity(Vocab.load(options.vocab)) if options.vocab else None
+
+
+def _build(options: PretrainOptions, engine: Engine, vocab: dict | None = None) -> PretrainerBase:
     """The objective and its optimizer on the engine, resumed or initialised."""
     with engine.scope():
         model = build_pretrainer(options)
@@ -455,7 +467,7 @@ def _build(options: PretrainOptions, engine: Engine) -> PretrainerBase:
 
         def write_towers(step: int) -> None:
             for name, tower in model.export_towers().items():
-                save_tower(tower, options.config, os.path.join(options.model_dir, name))
+                save_tower(tower, options.config, os.path.join(options.model_dir, name), vocab)
 
         engine.before_save(write_towers)
     return model
@@ -511,7 +523,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
             ):
                 if warning:
                     print(warning, file=sys.stderr, flush=True)
-        model = _build(options, engine)
+        model = _build(options, engine, _vocab_of(options, inputs))
         engine.announce(_describe_run(options), _describe_data(inputs))
         train_data, eval_data = _datasets(options, inputs, engine)
         if eval_data is not None:
