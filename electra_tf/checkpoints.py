@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from typing import Any
 
 import keras
@@ -229,12 +230,17 @@ def load_task_model(directory: str):
     return model, task
 
 
+class DamagedCheckpointError(ValueError):
+    """A checkpoint's files cannot be read (truncated, missing or corrupt)."""
+
+
 def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
     """Restores `path` into `checkpoint`, every existing variable included.
 
     Raises ValueError naming the checkpoint when a variable of the model has
     no value in it (another architecture, size or electra_tf version), rather
-    than training on with some weights left at their initialisation.
+    than training on with some weights left at their initialisation, and
+    DamagedCheckpointError when its files cannot be read.
     """
     try:
         checkpoint.restore(path).assert_existing_objects_matched()
@@ -244,3 +250,61 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, path: str) -> None:
             "written with another config or electra_tf version? Use another "
             "--model_dir, or import the weights with electra_tf.convert."
         ) from None
+    except _READ_ERRORS as e:
+        raise _damaged(path, e) from None
+
+
+# How TensorFlow reports checkpoint files it cannot read (a truncated .data
+# file gives IndexError "Read less bytes than requested").
+_READ_ERRORS = (tf.errors.OpError, IndexError, OSError)
+
+
+def _damaged(path: str, error: Exception) -> DamagedCheckpointError:
+    reason = (getattr(error, "message", None) or str(error) or type(error).__name__).strip()
+    return DamagedCheckpointError(
+        f"checkpoint {path} is damaged ({path}.index / {path}.data-*): "
+        f"{reason.splitlines()[0][:200]}"
+    )
+
+
+def restore_latest(model_dir: str, restorable, stream=sys.stdout) -> str | None:
+    """Restores the newest readable checkpoint of `model_dir`; its path, or None
+    when there is none.
+
+    `restorable(path)` gives the `tf.train.Checkpoint` to restore `path` into.
+    A damaged newest checkpoint (a disk that filled or failed after the save
+    was recorded, a copy cut short) is named, and the one before it is tried,
+    and so on; its files are left where they are. A checkpoint of another
+    model is an error, not a reason to fall back.
+    """
+    state = tf.train.get_checkpoint_state(model_dir)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    if state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    paths = [p if os.path.isabs(p) else os.path.join(model_dir, p) for p in reversed(paths)]
+    damaged = []
+    for path in paths:
+        try:
+            try:
+                target = restorable(path)
+            except _READ_ERRORS as e:
+                raise _damaged(path, e) from None
+            restore_checkpoint(target, path)
+        except DamagedCheckpointError as e:
+            damaged.append(str(e))
+            print(f"warning: {e}; trying the checkpoint before it", file=stream, flush=True)
+            continue
+        if damaged:
+            print(
+                f"Resuming from {path}, the newest intact checkpoint (the newer one is "
+                "damaged; its files are left in place)",
+                file=stream,
+                flush=True,
+            )
+        return path
+    raise ValueError(
+        f"every checkpoint in {model_dir} is damaged: {'; '.join(damaged)}. Move them "
+        "away to start over, or restore the directory from a copy."
+    )

@@ -108,6 +108,7 @@ EXIT_BAD_INPUT = 2  # a flag, file or record is wrong: the message names it
 EXIT_HALTED = 3  # training stopped itself (non-finite steps); a checkpoint was saved
 EXIT_IO = 74  # EX_IOERR: a checkpoint could not be written; older ones are intact
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what schedulers expect of a job they stopped
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 
 
 def run_job(job):
@@ -119,6 +120,8 @@ def run_job(job):
     """
     try:
         result = job()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+        _fail("interrupted", EXIT_INTERRUPTED)
     except ValueError as e:
         _fail(e, EXIT_BAD_INPUT)
     except TrainingHalted as e:
@@ -126,7 +129,7 @@ def run_job(job):
     except CheckpointWriteError as e:
         _fail(e, EXIT_IO)
     if isinstance(result, dict) and result.get("preempted"):
-        sys.exit(EXIT_PREEMPTED)
+        sys.exit(EXIT_INTERRUPTED if result.get("signal") == "SIGINT" else EXIT_PREEMPTED)
     return result
 
 

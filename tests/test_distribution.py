@@ -377,7 +377,7 @@ def test_finetuning_sigterm_mid_epoch_then_rerun_is_bit_identical(small_sst2, tm
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 143, err[-2000:]
-    assert "Preempted (SIGTERM)" in out
+    assert "Stopped by SIGTERM" in out
     stopped = _latest_step(tmp_path / "preempted")
     assert 33 <= stopped < 50, stopped  # mid-epoch (epochs end at 25, 50, 75)
 

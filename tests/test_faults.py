@@ -3,6 +3,7 @@ shards, non-finite steps and two jobs on one model_dir. Nothing may be lost."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -144,6 +145,54 @@ def test_a_full_disk_during_a_save_keeps_the_older_checkpoints(masked_data, tmp_
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resumed from" in resumed.stdout and "ckpt-4" in resumed.stdout
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-8")
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(masked_data, tmp_path):
+    options = tiny_pretrain_options(
+        masked_data, tmp_path, num_train_steps=4, save_checkpoints_steps=2, log_every_steps=2
+    )
+    run_pretraining(options, io.StringIO())
+    assert (tmp_path / "ckpt-2.index").exists()
+    data = tmp_path / "ckpt-4.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # a copy cut short
+    log = io.StringIO()
+    results = run_pretraining(dataclasses.replace(options, num_train_steps=6), log)
+    text = log.getvalue()
+    assert f"checkpoint {tmp_path / 'ckpt-4'} is damaged" in text, text
+    assert f"Resuming from {tmp_path / 'ckpt-2'}, the newest intact checkpoint" in text
+    assert results["step"] == 6
+    _weights(tmp_path / "ckpt-4")  # step 4 was trained again and saved whole
+
+
+def test_a_refused_resume_leaves_the_run_s_config_files_alone(masked_data, tmp_path):
+    options = tiny_pretrain_options(
+        masked_data, tmp_path, num_train_steps=2, save_checkpoints_steps=2
+    )
+    run_pretraining(options, io.StringIO())
+    before = {
+        n: (tmp_path / n).read_text() for n in ("electra_config.json", "pretrain_options.json")
+    }
+    wider = dataclasses.replace(options.config, hidden_size=128, num_heads=2, intermediate_size=256)
+    with pytest.raises(ValueError, match="does not match this model"):
+        run_pretraining(
+            dataclasses.replace(options, config=wider, num_train_steps=4), io.StringIO()
+        )
+    after = {n: (tmp_path / n).read_text() for n in before}
+    assert after == before
+
+
+def test_ctrl_c_saves_and_exits_like_sigterm(masked_data, tmp_path):
+    proc = start_python(*_cli(tmp_path, masked_data, 400), "--save_checkpoints_steps=1000")
+    for line in proc.stdout:
+        if line.startswith("step "):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "Stopped by SIGINT at step" in out
+    step = int(out.split("Stopped by SIGINT at step ")[1].split(":")[0])
+    assert 0 < step < 400 and (tmp_path / f"ckpt-{step}.index").exists()
 
 
 # --- damaged shards ---------------------------------------------------------------

@@ -252,9 +252,12 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 class PreemptionWatcher(keras.callbacks.Callback):
-    """SIGTERM (what schedulers and preemptible VMs send): finish the step, stop.
+    """SIGTERM (what schedulers and preemptible VMs send) or SIGINT (Ctrl-C):
+    finish the step, stop.
 
-    The caller then saves a checkpoint and exits; rerunning resumes. Under
+    The caller then saves a checkpoint and exits; rerunning resumes. A second
+    SIGINT interrupts at once (KeyboardInterrupt), for a user who will not
+    wait for the save. Under
     MultiWorkerMirroredStrategy the workers agree on the stopping step (the
     flag is summed across workers after every batch), so a worker that got the
     signal does not leave the others waiting in a collective.
@@ -262,9 +265,13 @@ class PreemptionWatcher(keras.callbacks.Callback):
     Use `with watcher.installed(): model.fit(..., callbacks=[watcher])`.
     """
 
-    def __init__(self):
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, stream=sys.stdout):
         super().__init__()
         self.requested = False
+        self.signal_name: str | None = None  # the signal that asked to stop
+        self.stream = stream
         self._agree = None
 
     @contextlib.contextmanager
@@ -272,14 +279,25 @@ class PreemptionWatcher(keras.callbacks.Callback):
         if threading.current_thread() is not threading.main_thread():
             yield self  # Signal handlers can only be set from the main thread.
             return
-        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def _on_signal(self, signum, frame):
+        if signum == signal.SIGINT and self.requested:
+            raise KeyboardInterrupt  # the second Ctrl-C: stop now, unsaved
         self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            print(
+                "\ninterrupted: finishing the step and saving a checkpoint "
+                "(Ctrl-C again to stop at once, unsaved)",
+                file=self.stream,
+                flush=True,
+            )
 
     def on_train_begin(self, logs=None):
         strategy = self.model.distribute_strategy

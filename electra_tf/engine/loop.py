@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.checkpoints import remove_partial_checkpoints, restore_checkpoint
+from electra_tf.checkpoints import remove_partial_checkpoints, restore_latest
 from electra_tf.compat import seed_generator_states
 from electra_tf.distribute import get_strategy
 from electra_tf.engine.callbacks import (
@@ -165,7 +165,7 @@ class Engine:
         self.save_dir = (
             options.model_dir if self.chief else tempfile.mkdtemp(prefix="electra_worker_")
         )
-        self.preemption = PreemptionWatcher()
+        self.preemption = PreemptionWatcher(stream)
         self.model: StepModel | None = None
         self.logger: StepLogger | None = None
         self._before_save: list[Callable[[int], None]] = []
@@ -217,9 +217,8 @@ class Engine:
             max_to_keep=options.keep_checkpoint_max or None,
             step_counter=optimizer.iterations,
         )
-        latest = tf.train.latest_checkpoint(options.model_dir)
+        latest = restore_latest(options.model_dir, self._restorable, self.stream)
         if latest:
-            restore_checkpoint(self._restorable(latest), latest)
             print(f"Resumed from {latest}", file=self.stream, flush=True)
         self._saved_position_step = self.step
         self.logger = StepLogger(
@@ -408,11 +407,14 @@ class Engine:
             "preempted": self.preemption.requested,
             "skipped_steps": self.skipped_steps,
         }
+        if self.preemption.requested:
+            results["signal"] = self.preemption.signal_name
         if self.halted:
             raise TrainingHalted(f"{self.halted} Saved {results['checkpoint']}.")
         if self.preemption.requested:
             print(
-                f"Preempted (SIGTERM) at step {results['step']}: saved {results['checkpoint']}; "
+                f"Stopped by {results['signal']} at step {results['step']}: saved "
+                f"{results['checkpoint']}; "
                 "rerun the same command to resume.",
                 file=self.stream,
                 flush=True,

@@ -334,6 +334,7 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
             history.data,
             step=ended["step"],
             preempted=ended["preempted"],
+            signal=ended.get("signal"),
             skipped_steps=ended["skipped_steps"],
         )
     finally:

@@ -511,11 +511,6 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
     engine = Engine(options, stream)  # first: MWMS must exist before any TF op runs
     try:
         inputs = _inspect_inputs(options)
-        if engine.chief:
-            options.config.save(os.path.join(options.model_dir, "electra_config.json"))
-            atomic_write_json(
-                os.path.join(options.model_dir, "pretrain_options.json"), options.to_json_dict()
-            )
         if options.objective == "electra":
             for warning in (
                 bias_correction_warning(options.bias_correction, options.warmup_steps),
@@ -524,6 +519,11 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
                 if warning:
                     print(warning, file=sys.stderr, flush=True)
         model = _build(options, engine, _vocab_of(options, inputs))
+        if engine.chief:  # once the checkpoint (if any) accepted this config
+            options.config.save(os.path.join(options.model_dir, "electra_config.json"))
+            atomic_write_json(
+                os.path.join(options.model_dir, "pretrain_options.json"), options.to_json_dict()
+            )
         engine.announce(_describe_run(options), _describe_data(inputs))
         train_data, eval_data = _datasets(options, inputs, engine)
         if eval_data is not None:
