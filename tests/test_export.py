@@ -88,6 +88,25 @@ def test_bad_inputs_give_well_formed_outputs(sst2_export):
     assert by_ids["probabilities"].shape == (0, 2)
 
 
+def test_ids_that_do_not_fit_the_model_get_a_clear_error(sst2_export):
+    predict = _load(sst2_export).signatures["predict_ids"]
+
+    def call(ids, segments=None):
+        ids = tf.constant(ids, tf.int32)
+        segments = tf.zeros_like(ids) if segments is None else tf.constant(segments, tf.int32)
+        return predict(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=segments)
+
+    for ids, segments, message in [
+        ([[101] + [7] * 500 + [102]], None, "more positions than the model takes \\(64"),
+        ([[101, 30522, 102]], None, "an id >= 30522, the vocab size of the model"),
+        ([[101, -1, 102]], None, "input_ids holds a negative id"),
+        ([[101, 7, 102]], [[0, 2, 0]], "segment_ids holds an id >= 2"),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            call(ids, segments)
+    assert call([[101, 7, 102]])["probabilities"].shape == (1, 2)
+
+
 def test_versions_and_assets(sst2_classifier, tmp_path):
     base = tmp_path / "models" / "sst2"
     first = export(sst2_classifier, str(base))
@@ -166,6 +185,12 @@ def test_question_answering_returns_passage_text(tmp_path, vocab_path, head):
         assert tokenizer.tokenize(answer) == pieces
     assert out["answer"].numpy()[1] == b""
     assert set(out) >= {"null_score", "score", "has_answer"}
+    # A batch whose passages are all empty still answers (nothing), row by row.
+    empty = loaded.signatures["serving_default"](
+        text=tf.constant(["", "Who?"]), text_b=tf.constant(["", ""])
+    )
+    assert empty["answer"].numpy().tolist() == [b"", b""]
+    assert empty["start_index"].shape == (2,)
 
 
 def test_tagging_and_pretrained_discriminator(tmp_path, vocab_path, masked_data):

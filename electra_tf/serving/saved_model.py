@@ -263,6 +263,44 @@ class ServingModule(tf.Module):
         inputs, passage = self._tokenize(text, text_b)
         return self.adapter.text_outputs(self._sharded_outputs(inputs), passage, self)
 
+    def _checked_ids(self, inputs, signature: str):
+        """Token-id inputs as given, once they fit the model: else a clear
+        InvalidArgumentError (not a Slice or Gather error from deep inside)."""
+        config = self.model.config
+        ids, mask, segments = (inputs[k] for k in ("input_ids", "input_mask", "segment_ids"))
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(ids), tf.shape(mask),
+                message=f"{signature}: input_ids and input_mask must have the same shape",
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(ids), tf.shape(segments),
+                message=f"{signature}: input_ids and segment_ids must have the same shape",
+            ),
+            tf.debugging.assert_less_equal(
+                tf.shape(ids)[1], config.max_position_embeddings,
+                message=f"{signature}: input_ids has more positions than the model takes "
+                f"({config.max_position_embeddings}, max_position_embeddings); truncate",
+            ),
+            tf.debugging.assert_non_negative(
+                ids, message=f"{signature}: input_ids holds a negative id"
+            ),
+            tf.debugging.assert_less(
+                ids, config.vocab_size,
+                message=f"{signature}: input_ids holds an id >= {config.vocab_size}, the "
+                "vocab size of the model",
+            ),
+            tf.debugging.assert_non_negative(
+                segments, message=f"{signature}: segment_ids holds a negative id"
+            ),
+            tf.debugging.assert_less(
+                segments, config.type_vocab_size,
+                message=f"{signature}: segment_ids holds an id >= {config.type_vocab_size}",
+            ),
+        ]  # fmt: skip
+        with tf.control_dependencies(checks):
+            return {k: tf.identity(v) for k, v in inputs.items()}
+
     def encode_fn(self, inputs):
         """The encoder's final states, [CLS]'s, and the mask (for pooling)."""
         inputs = self._pad_to_one(inputs)
@@ -274,9 +312,8 @@ class ServingModule(tf.Module):
         }
 
     def ids_fn(self, input_ids, input_mask, segment_ids):
-        return self._outputs(
-            {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
-        )
+        inputs = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        return self._outputs(self._checked_ids(inputs, "predict_ids"))
 
     def signatures(self) -> dict[str, Any]:
         ids_spec = tf.TensorSpec([None, None], tf.int32)
@@ -321,7 +358,10 @@ class ServingModule(tf.Module):
         )
         signatures["encode_ids"] = tf.function(
             lambda input_ids, input_mask, segment_ids: self.encode_fn(
-                {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+                self._checked_ids(
+                    {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids},
+                    "encode_ids",
+                )
             ),
             input_signature=ids.input_signature,
         )

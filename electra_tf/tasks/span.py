@@ -179,10 +179,14 @@ class SpanTask(Task):
         """Cuts the answer out of the passage's own bytes with the tokenizer's offsets."""
         text_b, (starts, ends), first_length = passage
         passage_start = tf.cast(first_length, tf.int32) + 2  # [CLS] question [SEP]
-        first = tf.maximum(outputs["start_index"] - passage_start, 0)
-        last = tf.maximum(outputs["end_index"] - passage_start, 0)
-        begin = tf.gather(starts.to_tensor(0), first, batch_dims=1)
-        stop = tf.gather(ends.to_tensor(0), last, batch_dims=1)
+        # One column at least: a batch of empty passages has no offsets at all.
+        starts = tf.pad(starts.to_tensor(0), [[0, 0], [0, 1]])
+        ends = tf.pad(ends.to_tensor(0), [[0, 0], [0, 1]])
+        width = tf.shape(starts)[1]
+        first = tf.clip_by_value(outputs["start_index"] - passage_start, 0, width - 1)
+        last = tf.clip_by_value(outputs["end_index"] - passage_start, 0, width - 1)
+        begin = tf.gather(starts, first, batch_dims=1)
+        stop = tf.gather(ends, last, batch_dims=1)
         answer = tf.strings.substr(text_b, begin, tf.maximum(stop - begin, 0))
         found = outputs["score"] > NEG
         if module.version_2:
