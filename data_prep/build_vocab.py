@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import sys
 import time
 
@@ -121,6 +122,22 @@ def learn_vocab(
     return vocab
 
 
+def summary(vocab: list[str]) -> str:
+    """How the vocab's lines split into reserved tokens, tokens learned from
+    the corpus, and `[unusedN]` fillers (what pads it to the size asked for
+    when the corpus has fewer distinct pieces)."""
+    reserved = set(reserved_tokens(len(vocab)))
+    fillers = sum(1 for t in vocab if t not in reserved and re.fullmatch(r"\[unused\d+\]", t))
+    learned = len(vocab) - len(reserved) - fillers
+    text = f"{learned:,} learned from the corpus, {len(reserved)} reserved, {fillers:,} fillers"
+    if fillers:
+        text += (
+            f" ([unusedN]: the corpus gave only {learned:,} word pieces; a --vocab_size near "
+            f"{learned + len(reserved):,} would do)"
+        )
+    return text
+
+
 def command() -> None:
     """The command line's job, on the parsed flags."""
     start = time.time()
@@ -134,7 +151,10 @@ def command() -> None:
     vocab = learn_vocab(counts, FLAGS.vocab_size, FLAGS.min_count, FLAGS.max_unique_chars)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     atomic_write_text(FLAGS.output, "\n".join(vocab) + "\n")
-    print(f"Wrote {len(vocab):,} tokens to {FLAGS.output} in {time.time() - start:.1f} s")
+    print(
+        f"Wrote {len(vocab):,} tokens to {FLAGS.output} in {time.time() - start:.1f} s: "
+        f"{summary(vocab)}"
+    )
 
 
 def run() -> None:

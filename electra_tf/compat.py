@@ -81,3 +81,16 @@ def tf_record_random_reader(path: str):
     (no public API reads from an offset or past a bad record).
     """
     return tf_record.tf_record_random_reader(path)
+
+
+def release_metadata_writer(writer) -> None:
+    """Removes the temporary folder of a MediaPipe metadata writer now.
+
+    `MetadataWriter.__del__` removes it otherwise, and when that runs at
+    interpreter exit, `os` is already gone: "Exception ignored in:
+    MetadataWriter.__del__ ... AttributeError" after a successful run. The
+    writer sits in a reference cycle, so drop it and collect afterwards.
+    Uses `metadata_writer.MetadataWriter._temp_folder` (mediapipe 1.2), found
+    through a task writer's `writer` attribute.
+    """
+    getattr(writer, "writer", writer)._temp_folder.cleanup()

@@ -35,6 +35,9 @@ NOISE = re.compile(
     rb"|All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|Compiled cluster using XLA!"
     rb"|Matplotlib is building the font cache"
+    rb"|oneDNN supports DT_INT64 only on platforms with AVX-512"
+    rb"|tf_tfl_flatbuffer_helpers.cc:\d+\] Ignored (output_format|drop_control_dependency)"
+    rb"|MLIR V1 optimization pass is not enabled"
 )
 
 _state: dict = {}

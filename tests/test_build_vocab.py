@@ -1,6 +1,6 @@
 from helpers import run_cli
 
-from data_prep.build_vocab import count_words, learn_vocab, reserved_tokens
+from data_prep.build_vocab import count_words, learn_vocab, reserved_tokens, summary
 from electra_tf.vocab import Vocab
 
 
@@ -29,5 +29,19 @@ def test_cli_writes_a_loadable_vocab(moby_sample, tmp_path):
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
+    assert "learned from the corpus, 104 reserved" in r.stdout
     vocab = Vocab.load(str(out))
     assert vocab.size == 1500 and vocab.mask_id == 103
+
+
+def test_the_summary_counts_learned_tokens_and_fillers():
+    counts = {f"word{i}": 5 for i in range(40)}
+    vocab = learn_vocab(counts, vocab_size=2000, min_count=2)
+    text = summary(vocab)
+    fillers = sum(1 for t in vocab[104:] if t.startswith("[unused"))
+    learned = 2000 - 104 - fillers
+    assert fillers > 1000  # 40 words give far fewer pieces than 2,000 lines
+    assert text.startswith(
+        f"{learned:,} learned from the corpus, 104 reserved, {fillers:,} fillers"
+    )
+    assert f"a --vocab_size near {learned + 104:,} would do" in text

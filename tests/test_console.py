@@ -28,6 +28,17 @@ if __name__ == "__main__":
 def test_noise_is_recognised_and_real_lines_are_not():
     assert console.is_noise(b"E0000 ... failed call to cuInit: INTERNAL: CUDA error")
     assert not console.is_noise(b"error: --train_data matches no file")
+    for line in (
+        b"E tensorflow/core/util/util.cc:131] oneDNN supports DT_INT64 only on platforms "
+        b"with AVX-512. Falling back to the default Eigen-based implementation if present.",
+        b"W0000 00:00:1796457580.410422   19265 tf_tfl_flatbuffer_helpers.cc:364] Ignored "
+        b"output_format.",
+        b"W0000 00:00:1796457580.410492   19265 tf_tfl_flatbuffer_helpers.cc:367] Ignored "
+        b"drop_control_dependency.",
+        b"I0000 00:00:1796457580.452330   19265 mlir_graph_optimization_pass.cc:437] MLIR V1 "
+        b"optimization pass is not enabled",
+    ):
+        assert console.is_noise(line), line
 
 
 def test_filtered_stderr_keeps_real_lines_while_a_child_holds_the_pipe(tmp_path):

@@ -123,6 +123,7 @@ def test_versions_and_assets(sst2_classifier, tmp_path):
     assert not [n for n in os.listdir(base) if n.startswith(".")]  # no staging left behind
     r = run_cli("electra_tf.export", f"--checkpoint={sst2_classifier}", f"--export_dir={base}")
     assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.strip() == ""  # no INFO chatter from the SavedModel writer
     assert f"exported {base / '3'}" in r.stdout
 
 

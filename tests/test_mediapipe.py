@@ -107,6 +107,8 @@ def test_cli_writes_a_mediapipe_classifier_by_default(exported, shared_data, tmp
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert "--target=classifier" in r.stdout
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr
+    assert "Ignored output_format" not in r.stderr
     report = json.loads((tmp_path / "sst2.tflite.report.json").read_text())
     assert report["examples"] == 1056 and report["label_agreement"] > 0.95
     scores, _ = edge.classify(str(out), ["a warm, funny, engaging film"])

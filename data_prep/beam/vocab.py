@@ -82,7 +82,11 @@ def command(pipeline_args: list[str]) -> None:
     build_pipeline(pipeline, paths, FLAGS.output, FLAGS.vocab_size, FLAGS.lower_case,
                    FLAGS.min_count, FLAGS.max_unique_chars)  # fmt: skip
     beam_support.run_pipeline(pipeline)
-    print(f"Wrote {FLAGS.vocab_size:,} tokens to {FLAGS.output} in {time.time() - start:.1f} s")
+    vocab = storage.load_vocab(FLAGS.output).tokens
+    print(
+        f"Wrote {len(vocab):,} tokens to {FLAGS.output} in {time.time() - start:.1f} s: "
+        f"{local.summary(vocab)}"
+    )
 
 
 def main() -> None:

@@ -15,8 +15,11 @@ missing.
 
 from __future__ import annotations
 
+import gc
 import sys
 import types
+
+from electra_tf.compat import release_metadata_writer
 
 # Inputs of a MediaPipe BERT text model, in the order the metadata declares them.
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
@@ -131,22 +134,42 @@ def classifier_metadata(model: bytes, vocab_path: str, labels: list[str]) -> byt
     the class probabilities [1, len(labels)].
     """
     metadata_writer, text_classifier = _writers()
-    writer = text_classifier.MetadataWriter.create_for_bert_model(
-        bytearray(model),
-        metadata_writer.BertTokenizer(vocab_path),
-        metadata_writer.Labels().add(list(labels)),
-        *_tensor_names(model),
+    names = _tensor_names(model)
+    return _populate(
+        lambda: text_classifier.MetadataWriter.create_for_bert_model(
+            bytearray(model),
+            metadata_writer.BertTokenizer(vocab_path),
+            metadata_writer.Labels().add(list(labels)),
+            *names,
+        )
     )
-    populated, _ = writer.populate()
-    return bytes(populated)
 
 
 def embedder_metadata(model: bytes, vocab_path: str) -> bytes:
     """`model` with TextEmbedder metadata: BERT tokenizer (vocab), one embedding output."""
     metadata_writer, _ = _writers()
-    writer = metadata_writer.MetadataWriter.create(bytearray(model))
-    writer.add_general_info("electra_tf text embedder", "ELECTRA encoder, pooled, L2-normalised")
-    writer.add_bert_text_input(metadata_writer.BertTokenizer(vocab_path), *_tensor_names(model))
-    writer.add_feature_output(name="embedding", description="L2-normalised text embedding")
-    populated, _ = writer.populate()
+    names = _tensor_names(model)
+
+    def make():
+        writer = metadata_writer.MetadataWriter.create(bytearray(model))
+        writer.add_general_info(
+            "electra_tf text embedder", "ELECTRA encoder, pooled, L2-normalised"
+        )
+        writer.add_bert_text_input(metadata_writer.BertTokenizer(vocab_path), *names)
+        writer.add_feature_output(name="embedding", description="L2-normalised text embedding")
+        return writer
+
+    return _populate(make)
+
+
+def _populate(make) -> bytes:
+    """The model bytes the writer `make()` returns populates, its temporary
+    files removed and the writer freed while the interpreter is whole."""
+    writer = make()
+    try:
+        populated, _ = writer.populate()
+    finally:
+        release_metadata_writer(writer)
+        del writer
+        gc.collect()  # the writer is in a reference cycle
     return bytes(populated)
