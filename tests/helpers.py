@@ -12,9 +12,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment a test runs a process in: quiet TensorFlow, the repo
-    importable, no cluster (TF_CONFIG) and the console filter on."""
+    importable, this interpreter first on PATH (as `python`), no cluster
+    (TF_CONFIG) and the console filter on."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     for name in ("TF_CONFIG", "ELECTRA_TF_VERBOSE"):
         env.pop(name, None)
     env.update(extra)
@@ -27,11 +29,11 @@ def python_command(*args) -> list[str]:
 
 
 def run_python(*args, env: dict[str, str] | None = None, **kwargs):
-    """Runs `python args...` from the repo root to the end; returns the
-    CompletedProcess with text stdout/stderr."""
+    """Runs `python args...` (from the repo root unless `cwd` is given) to the
+    end; returns the CompletedProcess with text stdout/stderr."""
+    kwargs.setdefault("cwd", REPO)
     return subprocess.run(
         python_command(*args),
-        cwd=REPO,
         capture_output=True,
         text=True,
         env=env or cli_env(),
