@@ -339,8 +339,10 @@ def define_finetune_flags() -> None:
     flags.DEFINE_integer("max_answer_length", 30, "SQuAD: longest answer in word-pieces.")
     flags.DEFINE_float(
         "null_score_diff_threshold",
-        0.0,
-        "SQuAD 2.0: predict no answer when null score - best span score exceeds this.",
+        None,
+        "SQuAD 2.0: predict no answer when the null score exceeds this. Default: the "
+        "reference's -2.75 for the joint head (its null score is the answerability logit), "
+        "0 for --task_head=independent (null logit minus the best span's score).",
     )
 
 

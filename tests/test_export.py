@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import subprocess
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -128,6 +129,7 @@ def test_versions_and_assets(sst2_classifier, tmp_path):
 
 
 def _tiny_export(tmp_path, kind, labels=None, pair=False, squad=None, vocab_path=None, head=None):
+    keras.utils.set_random_seed(3)  # an untrained model's picks, the same every run
     config = ElectraConfig.from_preset("tiny", **TINY)
     model = ElectraTaskModel(
         config,
@@ -186,12 +188,18 @@ def test_question_answering_returns_passage_text(tmp_path, vocab_path, head):
         assert tokenizer.tokenize(answer) == pieces
     assert out["answer"].numpy()[1] == b""
     assert set(out) >= {"null_score", "score", "has_answer"}
+    # "No answer" above the head's default threshold: the reference's -2.75 on
+    # the joint head's answerability logit, 0 on the independent head's margin.
+    null, score = out["null_score"].numpy(), out["score"].numpy()
+    margin = null if head == "joint" else null - score
+    threshold = -2.75 if head == "joint" else 0.0
+    np.testing.assert_array_equal(out["has_answer"].numpy(), margin <= threshold)
     # A batch whose passages are all empty still answers (nothing), row by row.
     empty = loaded.signatures["serving_default"](
         text=tf.constant(["", "Who?"]), text_b=tf.constant(["", ""])
     )
     assert empty["answer"].numpy().tolist() == [b"", b""]
-    assert empty["start_index"].shape == (2,)
+    assert empty["start_index"].numpy().tolist() == empty["end_index"].numpy().tolist() == [0, 0]
 
 
 def test_tagging_and_pretrained_discriminator(tmp_path, vocab_path, masked_data):

@@ -166,3 +166,12 @@ def test_gradient_accumulation_of_a_task_model_equals_one_batch():
         weights.append([v.numpy() for v in model.trainable_variables])
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_squad2_no_answer_threshold_defaults_to_the_reference():
+    joint, independent = get_task("span"), get_task("span")
+    joint.resolve_head(None)
+    independent.resolve_head("independent")
+    assert joint.head_type == "joint" and joint.null_threshold() == -2.75
+    assert independent.null_threshold() == 0.0
+    assert joint.null_threshold(1.5) == 1.5  # --null_score_diff_threshold still wins

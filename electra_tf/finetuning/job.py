@@ -77,7 +77,7 @@ class FinetuneOptions(RunOptions):
     keep_checkpoint_max: int = 1
     n_best_size: int = 20
     max_answer_length: int = 30
-    null_score_diff_threshold: float = 0.0
+    null_score_diff_threshold: float | None = None  # None: the head's (SpanTask)
 
     def validate(self) -> None:
         super().validate()
@@ -146,20 +146,31 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
     return model, source
 
 
-def task_description(model: ElectraTaskModel, info: dict[str, Any]) -> dict[str, Any]:
-    """task.json: what inference needs to know about the task."""
+def task_description(
+    model: ElectraTaskModel, info: dict[str, Any], null_threshold: float | None = None
+) -> dict[str, Any]:
+    """task.json: what inference needs to know about the task (SQuAD 2.0: the
+    no-answer threshold evaluation used, None for the head's default)."""
     task = {
         key: info.get(key)
         for key in ("task", "kind", "labels", "pair", "max_seq_length", "lower_case", "squad")
     }
-    return dict(task, num_labels=model.num_labels, with_null=model.with_null, head=model.head_type)
+    task.update(num_labels=model.num_labels, with_null=model.with_null, head=model.head_type)
+    if null_threshold is not None:
+        task["null_threshold"] = null_threshold
+    return task
 
 
-def save_for_export(model: ElectraTaskModel, info: dict, data_dir: str, directory: str) -> None:
+def save_for_export(
+    model: ElectraTaskModel,
+    info: dict,
+    data_dir: str,
+    directory: str,
+    null_threshold: float | None = None,
+) -> None:
     """Writes the model as `electra_tf.export` reads it (weights, config, task, vocab)."""
-    save_task_model(
-        model, task_description(model, info), os.path.join(data_dir, "vocab.txt"), directory
-    )
+    task = task_description(model, info, null_threshold)
+    save_task_model(model, task, os.path.join(data_dir, "vocab.txt"), directory)
 
 
 class Evaluator:
@@ -257,12 +268,24 @@ class _History:
         self.data["final"] = entry
         directory = self.options.model_dir
         if self.chief:
-            save_for_export(model, self.info, self.options.data_dir, f"{directory}/final")
+            save_for_export(
+                model,
+                self.info,
+                self.options.data_dir,
+                f"{directory}/final",
+                self.options.null_score_diff_threshold,
+            )
         best, main = self.data["best"], self.info["main_metric"]
         if self.options.keep_best and (best is None or scores[main] > best[main]):
             self.data["best"] = entry
             if self.chief:
-                save_for_export(model, self.info, self.options.data_dir, f"{directory}/best")
+                save_for_export(
+                    model,
+                    self.info,
+                    self.options.data_dir,
+                    f"{directory}/best",
+                    self.options.null_score_diff_threshold,
+                )
         if self.chief:
             atomic_write_json(self.path, self.data)
 

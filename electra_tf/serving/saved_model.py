@@ -154,6 +154,11 @@ class ServingModule(tf.Module):
         self.max_seq_length = max_seq_length
         self.max_answer_length = max_answer_length
         self.version_2 = bool((task.get("squad") or {}).get("version_2"))
+        # SQuAD 2.0: what fine-tuning evaluated with (task.json), else the head's default.
+        threshold = task.get("null_threshold")
+        if threshold is None and hasattr(getattr(model, "task", None), "null_threshold"):
+            threshold = model.task.null_threshold()
+        self.null_threshold = float(threshold or 0.0)
         with open(vocab_path, encoding="utf-8") as f:
             vocab = [line.rstrip("\n").rstrip("\r") for line in f]
         if vocab and vocab[-1] == "":

@@ -48,7 +48,7 @@ class EvalContext:
     model_dir: str
     n_best_size: int = 20
     max_answer_length: int = 30
-    null_score_diff_threshold: float = 0.0
+    null_score_diff_threshold: float | None = None  # None: the head's default
 
 
 class Task(abc.ABC):

@@ -18,6 +18,24 @@ NEG = -1e9
 
 # Weight of the answerability loss: the reference's (joint head) and ours before it.
 NULL_LOSS_WEIGHT = {"joint": 0.5, "independent": 1.0}
+# SQuAD 2.0's default no-answer threshold: "no answer" when the null score is
+# above it. The joint head's null score is its answerability logit, and the
+# reference evaluates it at -2.75 (google-research/electra,
+# configure_finetuning.qa_na_threshold); the independent head's is the null
+# logit minus the best span's score, at BERT's 0.
+NULL_THRESHOLD = {"joint": -2.75, "independent": 0.0}
+
+
+def _no_span_at_cls(outputs: dict) -> dict:
+    """Rows with no valid span (an empty passage) point at [CLS] (0, 0) with
+    score NEG, instead of wherever the masked scores' argmax fell."""
+    found = outputs["score"] > NEG
+    return dict(
+        outputs,
+        start_index=tf.where(found, outputs["start_index"], 0),
+        end_index=tf.where(found, outputs["end_index"], 0),
+        score=tf.where(found, outputs["score"], NEG),
+    )
 
 
 @register
@@ -87,6 +105,10 @@ class SpanTask(Task):
             )
         return tf.reduce_sum(total)
 
+    def null_threshold(self, given: float | None = None) -> float:
+        """The SQuAD 2.0 no-answer threshold: `given`, else the head's default."""
+        return NULL_THRESHOLD[self.head_type] if given is None else given
+
     def score(self, outputs, labels, ctx):
         version_2 = ctx.info["squad"]["version_2"]
         key = (ctx.data_dir, ctx.split)
@@ -98,7 +120,7 @@ class SpanTask(Task):
             max_answer_length=ctx.max_answer_length,
             lower_case=ctx.info["lower_case"],
             version_2=version_2,
-            null_score_diff_threshold=ctx.null_score_diff_threshold,
+            null_score_diff_threshold=self.null_threshold(ctx.null_score_diff_threshold),
         )
         if self.head_type == "joint":
             beams = {k: outputs[k] for k in squad.BEAM_OUTPUTS}
@@ -136,15 +158,17 @@ class SpanTask(Task):
         scores = tf.where(band[None] > 0, scores, 2 * NEG)
         flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
         best = tf.argmax(flat, -1, output_type=tf.int32)
-        outputs = {
-            "start_index": best // tf.maximum(length, 1),
-            "end_index": best % tf.maximum(length, 1),
-            "score": tf.gather(flat, best, batch_dims=1),
-        }
+        outputs = _no_span_at_cls(
+            {
+                "start_index": best // tf.maximum(length, 1),
+                "end_index": best % tf.maximum(length, 1),
+                "score": tf.gather(flat, best, batch_dims=1),
+            }
+        )
         if module.version_2:
             null = raw["null_logit"]
             outputs["null_score"] = null
-            outputs["has_answer"] = null - outputs["score"] <= 0.0
+            outputs["has_answer"] = null - outputs["score"] <= module.null_threshold
         return outputs
 
     def _best_beam(self, raw, inputs, module):
@@ -169,10 +193,10 @@ class SpanTask(Task):
             "end_index": tf.gather(tf.reshape(ends, tf.shape(flat)), best, batch_dims=1),
             "score": tf.gather(flat, best, batch_dims=1),
         }
-        outputs["score"] = tf.where(outputs["score"] > NEG, outputs["score"], NEG)
+        outputs = _no_span_at_cls(outputs)
         if module.version_2:
             outputs["null_score"] = raw["null_logit"]
-            outputs["has_answer"] = raw["null_logit"] <= 0.0
+            outputs["has_answer"] = raw["null_logit"] <= module.null_threshold
         return outputs
 
     def text_outputs(self, outputs, passage, module):
