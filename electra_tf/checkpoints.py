@@ -18,6 +18,7 @@ Layouts:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -196,12 +197,16 @@ def load_encoder(tower_dir: str) -> keras.Model:
 
 def save_task_model(model, task: dict[str, Any], vocab_path: str, directory: str) -> None:
     """Writes what inference needs, each file atomically: weights, config, task, vocab."""
-    copy = os.path.join(os.path.abspath(directory), "vocab.txt")
-    save_tower(
-        model, model.config, directory, dict(vocab_identity(Vocab.load(vocab_path)), file=copy)
-    )
     with open(vocab_path, "rb") as f:
-        atomic_write_bytes(os.path.join(directory, "vocab.txt"), f.read())
+        data = f.read()
+    lines = data.decode("utf-8", "replace").split("\n")
+    vocab = {
+        "sha256": hashlib.sha256(data).hexdigest(),  # as Vocab.sha256: the file's bytes
+        "size": len(lines) - (lines[-1] == ""),
+        "file": os.path.join(os.path.abspath(directory), "vocab.txt"),
+    }
+    save_tower(model, model.config, directory, vocab)
+    atomic_write_bytes(os.path.join(directory, "vocab.txt"), data)
     atomic_write_json(os.path.join(directory, TASK_FILE), task)
 
 

@@ -51,10 +51,24 @@ def _finish(proc, timeout=400):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _assert_same_weights(a_npz, b_npz, rtol=2e-4, atol=2e-5, min_variables=50):
+def _assert_same_weights(
+    a_npz, b_npz, rtol=2e-4, atol=2e-5, min_variables=50, embedding_outliers=0.002, lr_steps=0.0
+):
+    """Every variable equal within rtol/atol, except in the token embedding
+    table: there a row whose gradient sums contributions that nearly cancel
+    (summed in another order on 2 replicas) can take Adam steps of another
+    sign, since Adam normalises each step to about the learning rate. At
+    most `embedding_outliers` of its elements may differ, each by at most
+    `lr_steps` (learning rate x steps); a wrong loss scale or a missed
+    all-reduce moves every element instead."""
     a, b = np.load(a_npz), np.load(b_npz)
     assert sorted(a.files) == sorted(b.files) and len(a.files) > min_variables
     for name in a.files:
+        if name.endswith("token_embedding/embeddings") and lr_steps:
+            off = ~np.isclose(a[name], b[name], rtol=rtol, atol=atol)
+            assert off.mean() <= embedding_outliers, (name, off.mean())
+            assert np.abs(a[name] - b[name]).max() <= lr_steps, name
+            continue
         np.testing.assert_allclose(a[name], b[name], rtol=rtol, atol=atol, err_msg=name)
 
 
@@ -69,7 +83,14 @@ def test_mirrored_over_two_cpus_matches_the_default_strategy(masked_data, tmp_pa
     assert a["step"] == b["step"] == 12
     for key in ("loss", "gen_loss", "disc_loss", "replaced_fraction"):
         np.testing.assert_allclose(a["train"][key], b["train"][key], rtol=1e-4, err_msg=key)
-    _assert_same_weights(tmp_path / "default.npz", tmp_path / "mirrored.npz")
+    # Per-replica batches are matrices of other shapes, for which oneDNN may
+    # pick other kernels: where it runs AVX2-class ones (an Intel Xeon with
+    # AMX but no avx512f, measured) their rounding grew to 2.4e-4 after 12
+    # steps of lr 1e-3, a quarter of one step. A wrong normalisation moves
+    # the losses above (rtol 1e-4) and every weight by whole steps.
+    _assert_same_weights(
+        tmp_path / "default.npz", tmp_path / "mirrored.npz", atol=5e-4, lr_steps=12e-3
+    )
 
 
 def test_a_non_finite_step_on_one_replica_is_skipped_on_every_replica(masked_data, tmp_path):
@@ -135,7 +156,7 @@ def test_multi_worker_mirrored_on_loopback(masked_data, tmp_path):
     data = tmp_path / "one_shard"
     data.mkdir()
     src = sorted(pathlib.Path(masked_data).glob("pretrain-*.tfrecord"))[0]
-    (data / "pretrain-00000-of-00001.tfrecord").write_bytes(src.read_bytes())
+    (data / "pretrain-copy.tfrecord").write_bytes(src.read_bytes())  # no dataset_info.json
     common = dict(
         disc_weight=0.0,
         shuffle_buffer=1,

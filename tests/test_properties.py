@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from data_prep.build_pretraining_data import Settings, build
 from data_prep.packing import SequencePacker
-from data_prep.text_source import ReplacementCounter
+from data_prep.text_source import InputError, ReplacementCounter
 from electra_tf.serving.saved_model import PRETRAINED, ServingModule
 from electra_tf.tokenizer import WordPieceTokenizer
 
@@ -110,17 +110,21 @@ def test_data_prep_tokenizes_any_bytes_and_counts_the_invalid_ones(
 ):
     folder = tmp_path_factory.mktemp("bytes")
     (folder / "in.txt").write_bytes(data)
-    info = build(
-        Settings(
-            inputs=(str(folder / "in.txt"),),
-            vocab=vocab_path,
-            output_dir=str(folder / "out"),
-            max_seq_length=32,
-            num_shards=1,
-        )
+    settings = Settings(
+        inputs=(str(folder / "in.txt"),),
+        vocab=vocab_path,
+        output_dir=str(folder / "out"),
+        max_seq_length=32,
+        num_shards=1,
     )
     replaced = ReplacementCounter()
-    replaced.decode(data)
+    text = replaced.decode(data)
+    if not WordPieceTokenizer(vocab_path).tokenize(text):
+        # No bytes, or bytes with no word in them (blanks, control characters): refused.
+        with pytest.raises(InputError, match=r"hold\(s\) no (text|words)"):
+            build(settings)
+        return
+    info = build(settings)
     totals = info["totals"]
     assert totals["invalid_utf8_replaced"] == replaced.count
     shard = next((folder / "out").glob("*.tfrecord"))
