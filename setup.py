@@ -66,6 +66,7 @@ setup(
             "electra-glue=electra_tf.glue:run",
             "electra-export=electra_tf.export:run",
             "electra-tflite=electra_tf.tflite:run",
+            "electra-fill-mask=electra_tf.fill_mask:run",
         ]
     },
 )

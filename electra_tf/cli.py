@@ -13,7 +13,8 @@ Every `python -m ...` command of the package (`electra_tf.pretrain`,
 parsed, so that `--help` and flag errors answer without loading TensorFlow.
 It takes no arguments and reads the parsed flags; with `pass_through=True`
 it takes the arguments that are not this command's flags (Apache Beam's
-pipeline options), which are otherwise an error.
+pipeline options), and with `positional=True` the arguments after the flags
+(texts); either is otherwise an error.
 
 Exit statuses (the same for every command; `console` maps the faults a job
 reports itself):
@@ -51,6 +52,7 @@ def main(
     command: Callable[..., Any] | str,
     required: Sequence[str] = (),
     pass_through: bool = False,
+    positional: bool = False,
     output_dirs: Sequence[str] = (),
     output_files: Sequence[str] = (),
 ) -> None:
@@ -82,7 +84,7 @@ def main(
         print(help_text(_main_doc(), own, required))
         sys.exit(0)
     app.run(
-        lambda argv: _run(argv, command, pass_through),
+        lambda argv: _run(argv, command, pass_through or positional),
         flags_parser=lambda argv: parse_flags(argv, known_only=pass_through),
     )
 

@@ -401,3 +401,19 @@ def define_tflite_flags() -> None:
         None,
         "Labelled TSV/CSV: print and save a parity report against the SavedModel.",
     )
+
+
+def define_fill_mask_flags() -> None:
+    if not _once("fill_mask"):
+        return
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "A pre-training --model_dir, an electra_tf.convert output with a generator/, or a "
+        "generator tower directory.",
+    )
+    flags.DEFINE_string(
+        "vocab", None, "The generator's vocab (default: vocab.txt beside it, or its vocab.json)."
+    )
+    flags.DEFINE_integer("top_k", 10, "Predictions shown for each [MASK].")
+    flags.DEFINE_boolean("json", False, "Print JSON (one object per text) instead of text.")

@@ -29,6 +29,16 @@ class Vocab:
     tokens: tuple[str, ...]
     sha256: str
 
+    @property
+    def uncased(self) -> bool:
+        """An uncased WordPiece vocab has no A-Z outside [SPECIAL] tokens. (Not
+        str.isupper: the standard uncased vocab holds "ℝ", which counts as upper.)"""
+        return not any(
+            any("A" <= c <= "Z" for c in token)
+            for token in self.tokens
+            if not (token.startswith("[") and token.endswith("]"))
+        )
+
     @classmethod
     def load(cls, path: str) -> Vocab:
         """Reads `path`; raises ValueError naming the file if a special token is missing."""

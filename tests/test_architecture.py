@@ -60,6 +60,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "entry points": (
         "electra_tf.convert.__main__",
         "electra_tf.export",
+        "electra_tf.fill_mask",
         "electra_tf.finetune",
         "electra_tf.glue",
         "electra_tf.pretrain",

@@ -45,13 +45,22 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from electra_tf.checkpoints import find_tower, is_task_model_dir, load_task_model, load_tower
+from electra_tf.checkpoints import (
+    find_tower,
+    find_towers,
+    is_task_model_dir,
+    load_task_model,
+    load_tower,
+)
 from electra_tf.compat import sublayers
 from electra_tf.config import ElectraConfig
 from electra_tf.modeling.self_attention import ElectraSelfAttention
+from electra_tf.serving.fill_mask import fill_mask_function
+from electra_tf.vocab import Vocab
 
 TEXT_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets")
 PRETRAINED = "pretrained"  # task.json kind of a discriminator exported without a head
+FILL_MASK_TOP_K = 10  # predictions per [MASK] in the `fill_mask` signature
 
 
 class PretrainedOutputs:
@@ -87,7 +96,12 @@ class PretrainedOutputs:
                 input_signature=[spec],
             )
 
-        return {"replaced_token_probs": subset(self.REPLACED)}
+        signatures = {"replaced_token_probs": subset(self.REPLACED)}
+        if module.generator is not None:  # exported from a pre-training model_dir
+            signatures["fill_mask"] = fill_mask_function(
+                module, module.generator, Vocab.load(module.vocab_path), FILL_MASK_TOP_K
+            )
+        return signatures
 
 
 class TaskOutputs:
@@ -129,6 +143,8 @@ class ServingModule(tf.Module):
             texts into this many parts that run side by side. With one
             intra-op thread per op (the fastest setting for single requests on
             a CPU), this is what spreads one large batch over the cores.
+        generator: A pre-training run's `ElectraGenerator` (the discriminator's
+            export then also has a `fill_mask` signature), or None.
     """
 
     def __init__(
@@ -139,8 +155,11 @@ class ServingModule(tf.Module):
         max_seq_length: int,
         max_answer_length: int = 30,
         batch_shards: int = 1,
+        generator=None,
     ):
         super().__init__()
+        self.generator = generator
+        self.vocab_path = vocab_path
         if batch_shards < 1:
             raise ValueError(f"--batch_shards must be >= 1, got {batch_shards}")
         self.batch_shards = batch_shards
@@ -407,17 +426,6 @@ def load_for_export(checkpoint: str):
     return model, task, vocab
 
 
-def is_uncased(vocab_path: str) -> bool:
-    """An uncased WordPiece vocab has no A-Z outside [SPECIAL] tokens. (Not
-    str.isupper: the standard uncased vocab holds "ℝ", which counts as upper.)"""
-    with open(vocab_path, encoding="utf-8") as f:
-        return not any(
-            any("A" <= c <= "Z" for c in token)
-            for token in (line.rstrip("\n") for line in f)
-            if not (token.startswith("[") and token.endswith("]"))
-        )
-
-
 def next_version(base: str) -> int:
     versions = [int(n) for n in os.listdir(base) if n.isdigit()] if os.path.isdir(base) else []
     return max(versions, default=0) + 1
@@ -447,7 +455,7 @@ def export(
     if lower_case is not None:
         task["lower_case"] = lower_case
     elif task.get("lower_case") is None:  # a pre-trained tower: judge by its vocab
-        task["lower_case"] = is_uncased(vocab)
+        task["lower_case"] = Vocab.load(vocab).uncased
     config: ElectraConfig = model.config
     max_seq_length = max_seq_length or task.get("max_seq_length") or 128
     if max_seq_length > config.max_position_embeddings:
@@ -462,11 +470,19 @@ def export(
             f"{vocab}: {vocab_size} tokens but the model's vocab_size is {config.vocab_size}"
         )
     task = dict(task, max_seq_length=max_seq_length)
-    for layer in sublayers(model):  # the model was loaded for this export alone
-        if isinstance(layer, ElectraSelfAttention):
-            layer.freeze_for_inference()
+    generator = None
+    if task["kind"] == PRETRAINED:  # a pre-training model_dir's generator, if it has one
+        towers = find_towers(checkpoint, ("generator",), itself=None)
+        if "generator" in towers:
+            generator = load_tower(towers["generator"], "generator")
+    for part in (model, generator):  # loaded for this export alone
+        for layer in sublayers(part) if part is not None else ():
+            if isinstance(layer, ElectraSelfAttention):
+                layer.freeze_for_inference()
     # Before anything is written: it checks batch_shards.
-    module = ServingModule(model, task, vocab, max_seq_length, max_answer_length, batch_shards)
+    module = ServingModule(
+        model, task, vocab, max_seq_length, max_answer_length, batch_shards, generator
+    )
     if version is None:
         version = next_version(export_dir)
     if version <= 0:
