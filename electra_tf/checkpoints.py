@@ -56,6 +56,22 @@ def tower_vocab(directory: str) -> dict[str, Any] | None:
         return None
 
 
+def find_vocab(tower_dir: str, vocab: str | None = None) -> str:
+    """The vocab the tower's ids mean: `vocab` if given, else a vocab.txt in
+    the tower or beside it, else the file its vocab.json names."""
+    if vocab:
+        return vocab
+    for candidate in (tower_dir, os.path.dirname(os.path.abspath(tower_dir))):
+        if os.path.exists(os.path.join(candidate, "vocab.txt")):
+            return os.path.join(candidate, "vocab.txt")
+    recorded = (tower_vocab(tower_dir) or {}).get("file")
+    if recorded and os.path.exists(recorded):
+        return recorded
+    raise ValueError(
+        f"{tower_dir}: no vocab.txt in it or beside it, and no readable vocab.json: pass --vocab"
+    )
+
+
 def check_same_vocab(tower_dir: str, data_vocab: dict[str, Any], data_source: str) -> None:
     """Refuses data tokenized with another vocab than the tower was trained
     with (same size or not), naming both; silent when the tower's is unknown."""

@@ -268,7 +268,13 @@ def define_convert_flags() -> None:
         "Import: a google-research/electra TF1 checkpoint, a Hugging Face ELECTRA directory, "
         "or a keras-hub ElectraBackbone preset directory.",
     )
-    flags.DEFINE_enum("to", None, ["hf"], "Export our tower(s) to Hugging Face format.")
+    flags.DEFINE_enum(
+        "to",
+        None,
+        ["hf", "keras_hub"],
+        "Export our tower(s): hf writes Hugging Face models, keras_hub a keras-hub preset "
+        "(ElectraBackbone + ElectraTokenizer) of the discriminator's encoder.",
+    )
     flags.DEFINE_string("input", None, "Checkpoint path / model directory to read.")
     flags.DEFINE_string("output", None, "Directory to write.")
     flags.DEFINE_enum(
@@ -276,6 +282,12 @@ def define_convert_flags() -> None:
         "both",
         ["both", "discriminator", "generator"],
         "Towers to import from a Google checkpoint, or to export with --to=hf.",
+    )
+    flags.DEFINE_string(
+        "vocab",
+        None,
+        "--to=keras_hub: the vocab for the preset's tokenizer (default: vocab.txt in or beside "
+        "the tower, or the file its vocab.json names).",
     )
 
 

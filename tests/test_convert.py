@@ -325,3 +325,55 @@ def test_fine_tuned_classifier_exports_to_hf_with_parity(tmp_path):
     x = _ours_inputs()
     x.pop("masked_lm_positions")
     _close(_hf_run(hf).logits.numpy(), ours(x)["logits"].numpy(), tol=1e-5)
+
+
+def test_keras_hub_preset_export_loads_in_keras_hub(tmp_path):
+    import keras_hub
+
+    from electra_tf.config import ElectraConfig
+    from electra_tf.convert import keras_hub as convert_keras_hub
+    from electra_tf.modeling import ElectraDiscriminator
+    from electra_tf.tokenizer import WordPieceTokenizer
+
+    words = ["the", "cat", "sat", "on", "mat", "##s", "a", "dog", "ran", "."]
+    vocab = tmp_path / "vocab.txt"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    vocab.write_text("\n".join(tokens + [f"w{i}" for i in range(120 - len(tokens))]) + "\n")
+    config = ElectraConfig.from_preset(
+        "tiny", vocab_size=120, max_position_embeddings=64, hidden_act="gelu_approximate"
+    )
+    ours = ElectraDiscriminator(config)
+    ours.build()
+    report = convert_keras_hub.save(ours, str(tmp_path / "preset"), str(vocab))
+    assert report["max_abs_difference"] < 1e-4
+
+    backbone = keras_hub.models.ElectraBackbone.from_preset(str(tmp_path / "preset"))
+    x = _ours_inputs()
+    theirs = backbone(
+        {"token_ids": x["input_ids"], "segment_ids": x["segment_ids"], "padding_mask": MASK}
+    )["sequence_output"]
+    _close(ours.backbone(x), theirs, MASK, tol=1e-4)
+    tokenizer = keras_hub.models.ElectraTokenizer.from_preset(str(tmp_path / "preset"))
+    text = "The cats sat on a mat."
+    assert np.asarray(tokenizer(text)).tolist() == WordPieceTokenizer(str(vocab)).token_ids(text)
+    # ... and back: the preset imports to the same encoder.
+    _close(convert_keras_hub.load(str(tmp_path / "preset"))(x), ours.backbone(x), MASK, tol=1e-5)
+    with pytest.raises(ValueError, match="exists"):
+        convert_keras_hub.save(ours, str(tmp_path / "preset"), str(vocab))
+
+
+def test_keras_hub_export_of_an_exact_gelu_model_reports_the_difference(tmp_path):
+    from electra_tf.config import ElectraConfig
+    from electra_tf.convert import keras_hub as convert_keras_hub
+    from electra_tf.modeling import ElectraDiscriminator
+
+    vocab = tmp_path / "vocab.txt"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab.write_text("\n".join(tokens + [f"w{i}" for i in range(115)]) + "\n")
+    model = ElectraDiscriminator(
+        ElectraConfig.from_preset("tiny", vocab_size=120, max_position_embeddings=64)
+    )
+    model.build()
+    assert model.config.hidden_act == "gelu"
+    report = convert_keras_hub.save(model, str(tmp_path / "p"), str(vocab))
+    assert 0 < report["max_abs_difference"] < 0.05  # keras-hub's tanh GELU

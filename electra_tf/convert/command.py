@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from electra_tf import flags as electra_flags
-from electra_tf.checkpoints import find_towers, is_tower_dir, load_tower, save_tower
+from electra_tf.checkpoints import find_towers, find_vocab, is_tower_dir, load_tower, save_tower
 from electra_tf.convert import google, huggingface, keras_hub
 from electra_tf.modeling import (
     ElectraBackbone,
@@ -70,8 +70,36 @@ def export_to_hf() -> list[str]:
     return written
 
 
+def export_to_keras_hub() -> list[str]:
+    """--to=keras_hub: the discriminator's encoder (or an encoder tower) and a
+    tokenizer as a keras-hub preset directory."""
+    found = find_towers(FLAGS.input, ("discriminator", "encoder"), itself="discriminator")
+    if not found:
+        raise ValueError(f"--input {FLAGS.input}: no discriminator/ or encoder/ tower")
+    tower, directory = next(iter(found.items()))
+    try:
+        model = load_tower(directory, tower)
+    except ValueError:  # an encoder tower given as the directory itself
+        model = load_tower(directory, "encoder")
+    vocab = find_vocab(directory, FLAGS.vocab)
+    report = keras_hub.save(model, FLAGS.output, vocab)
+    print(
+        f"{tower}: wrote a keras-hub preset (ElectraBackbone + ElectraTokenizer of {vocab}) -> "
+        f"{FLAGS.output}; largest output difference to ours "
+        f"{report['max_abs_difference']:.2e}"
+        + (
+            " (keras-hub's ELECTRA uses the tanh GELU, this model the exact one)"
+            if model.config.hidden_act != "gelu_approximate"
+            else ""
+        )
+    )
+    return [FLAGS.output]
+
+
 def run_command() -> list[str]:
     source = FLAGS["from"].value
     if bool(source) == bool(FLAGS.to):
-        raise ValueError("pass exactly one of --from=google|hf|keras_hub or --to=hf")
-    return import_checkpoint(source) if source else export_to_hf()
+        raise ValueError("pass exactly one of --from=google|hf|keras_hub or --to=hf|keras_hub")
+    if source:
+        return import_checkpoint(source)
+    return export_to_keras_hub() if FLAGS.to == "keras_hub" else export_to_hf()

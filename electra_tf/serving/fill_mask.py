@@ -17,14 +17,13 @@ probabilities are the generator's softmax over its whole vocab.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.checkpoints import find_towers, load_tower, tower_vocab
+from electra_tf.checkpoints import find_towers, find_vocab, load_tower
 from electra_tf.tokenizer import WordPieceTokenizer
 from electra_tf.vocab import Vocab
 
@@ -61,22 +60,6 @@ def find_generator(path: str, flag: str = "--model_dir") -> str:
             "ElectraForPreTraining + generator checkpoint"
         )
     return found["generator"]
-
-
-def find_vocab(tower_dir: str, vocab: str | None = None) -> str:
-    """The vocab the tower's ids mean: `vocab` if given, else a vocab.txt in
-    the tower or beside it, else the file its vocab.json names."""
-    if vocab:
-        return vocab
-    for candidate in (tower_dir, os.path.dirname(os.path.abspath(tower_dir))):
-        if os.path.exists(os.path.join(candidate, "vocab.txt")):
-            return os.path.join(candidate, "vocab.txt")
-    recorded = (tower_vocab(tower_dir) or {}).get("file")
-    if recorded and os.path.exists(recorded):
-        return recorded
-    raise ValueError(
-        f"{tower_dir}: no vocab.txt in it or beside it, and no readable vocab.json: pass --vocab"
-    )
 
 
 class FillMask:
