@@ -1,5 +1,6 @@
 """Shapes, weight sharing/tying, config round-trips, standalone tower save/load."""
 
+import keras
 import numpy as np
 
 from electra_tf.checkpoints import load_tower, save_tower
@@ -81,3 +82,25 @@ def test_towers_save_and_load_alone(tmp_path):
     gen = load_tower(str(tmp_path / "gen"), "generator")
     np.testing.assert_allclose(disc(x), model.discriminator(x), atol=1e-6)
     np.testing.assert_allclose(gen(x), model.generator(x), atol=1e-6)
+
+
+def test_the_reference_initialisers_of_the_projection_and_the_replaced_token_logit():
+    """google-research/electra builds `embeddings_project` and the
+    discriminator's final dense layer with tf.layers.dense and no initializer:
+    Glorot uniform, not the truncated normal (0.02) of the other layers."""
+    # Embeddings 16 wide: both towers (hidden 64 and 32) project them.
+    config = ElectraConfig.from_preset("tiny", vocab_size=100, embedding_size=16)
+    model = ElectraPretrainer(config)
+    model.build()
+    for layer in (
+        model.discriminator.backbone.embeddings_project,
+        model.generator.backbone.embeddings_project,
+        model.discriminator.head.dense_prediction,
+    ):
+        assert isinstance(layer.kernel_initializer, keras.initializers.GlorotUniform), layer.path
+        fan_in, fan_out = layer.kernel.shape
+        limit = np.sqrt(6 / (fan_in + fan_out))
+        kernel = np.asarray(layer.kernel)
+        assert np.abs(kernel).max() <= limit and kernel.std() > 0.4 * limit  # not N(0, 0.02)
+    head = model.discriminator.head.dense
+    assert np.asarray(head.kernel).std() < 0.03  # the hidden dense keeps the 0.02 normal

@@ -77,8 +77,13 @@ class ElectraBackbone(keras.Model):
         )
         self.embeddings_project = None
         if config.embedding_size != hidden:
+            # Glorot uniform, the default of the reference's tf.layers.dense
+            # (google-research/electra gives this layer no initializer).
             self.embeddings_project = keras.layers.Dense(
-                hidden, kernel_initializer=init, dtype=self.dtype_policy, name="embeddings_project"
+                hidden,
+                kernel_initializer="glorot_uniform",
+                dtype=self.dtype_policy,
+                name="embeddings_project",
             )
         self.transformer_layers = [
             ElectraTransformerLayer(

@@ -40,8 +40,10 @@ class ReplacedTokenHead(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="dense",
         )
+        # Glorot uniform, as the reference's tf.layers.dense(hidden, units=1)
+        # (run_pretraining._get_discriminator_output gives it no initializer).
         self.dense_prediction = keras.layers.Dense(
-            1, kernel_initializer=init, dtype=self.dtype_policy, name="dense_prediction"
+            1, kernel_initializer="glorot_uniform", dtype=self.dtype_policy, name="dense_prediction"
         )
 
     def build(self, input_shape):
