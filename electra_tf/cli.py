@@ -175,8 +175,8 @@ def bad_input(message: str):
     sys.exit(console.EXIT_BAD_INPUT)
 
 
-def _run(argv: list[str], command: Callable[..., Any] | str, pass_through: bool) -> None:
-    if len(argv) > 1 and not pass_through:
+def _run(argv: list[str], command: Callable[..., Any] | str, takes_args: bool) -> None:
+    if len(argv) > 1 and not takes_args:
         bad_input(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
     # absl INFO lines (TensorFlow's checkpoint notices, squad_lib's per-feature
     # logging) drown the progress lines the jobs print.
@@ -185,4 +185,4 @@ def _run(argv: list[str], command: Callable[..., Any] | str, pass_through: bool)
         module, _, function = command.partition(":")
         command = getattr(importlib.import_module(module), function)
     # absl exits with what this returns: the command's result is not a status.
-    console.run_job((lambda: command(argv[1:])) if pass_through else command)
+    console.run_job((lambda: command(argv[1:])) if takes_args else command)
