@@ -7,8 +7,9 @@
 // _fast_bert_normalizer.so and _fast_wordpiece_tokenizer.so for the text
 // signature), or "-" for none. TEXT_FILE: one input per line for
 // serving_default's `text` (a TAB splits `text` from `text_b` for pair
-// models). IDS_FILE: rows "ids;mask;segments" (space-separated ints) for
-// predict_ids. Output lines: SIGNATURE<TAB>OUTPUT<TAB>SHAPE<TAB>VALUES.
+// models; also `fill_mask`'s input when the export has that signature).
+// IDS_FILE: rows "ids;mask;segments" (space-separated ints) for predict_ids.
+// Output lines: SIGNATURE<TAB>OUTPUT<TAB>SHAPE<TAB>VALUES.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, Tensor>> text_inputs = {{"text", strings(first)}};
   if (pair) text_inputs.emplace_back("text_b", strings(second));
   if (Run(bundle, "serving_default", text_inputs)) return 1;
+  // A pre-trained discriminator's export with its generator: fill-mask on the same texts.
+  if (bundle.meta_graph_def.signature_def().count("fill_mask") &&
+      Run(bundle, "fill_mask", {{"text", strings(first)}}))
+    return 1;
 
   if (argc > 4) {
     std::vector<std::vector<std::vector<int32_t>>> rows;  // [row][ids|mask|segments]

@@ -362,3 +362,39 @@ def test_cpp_load_saved_model_matches_python(cpp_loader, sst2_export, shared_dat
     bare = subprocess.run([cpp_loader, sst2_export, "-", str(tmp_path / "texts.txt")],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bare.returncode != 0 and any(op in bare.stderr for op in TEXT_OPS)
+
+
+def test_cpp_loader_runs_the_fill_mask_signature(cpp_loader, tmp_path):
+    """TF Serving's loader takes an export with the generator's `fill_mask`
+    signature, and answers as Python does."""
+    import tensorflow_text
+
+    fixture = REPO / "tests" / "fixtures" / "legacy_4f51619"
+    path = export(
+        str(fixture / "pretrain"),
+        str(tmp_path / "serve"),
+        vocab=str(fixture / "vocab.txt"),
+        max_seq_length=32,
+    )
+    ops_dir = os.path.join(os.path.dirname(tensorflow_text.__file__), "python", "ops")
+    libs = ",".join(
+        os.path.join(ops_dir, name)
+        for name in ("_fast_bert_normalizer.so", "_fast_wordpiece_tokenizer.so")
+    )
+    texts = ["the cat [MASK] on the mat .", "a big [MASK] dog [MASK] ."]
+    (tmp_path / "texts.txt").write_text("".join(t + "\n" for t in texts))
+    r = subprocess.run(
+        [cpp_loader, path, libs, str(tmp_path / "texts.txt")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    cpp = _parse(r.stdout)
+    python = _load(path).signatures["fill_mask"](text=tf.constant(texts))
+    assert [int(v) for v in cpp[("fill_mask", "token_ids")]] == python[
+        "token_ids"
+    ].numpy().ravel().tolist()
+    np.testing.assert_allclose(
+        np.asarray(cpp[("fill_mask", "probabilities")], np.float64),
+        python["probabilities"].numpy().ravel(),
+        atol=1e-6,
+    )
