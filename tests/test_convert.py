@@ -288,6 +288,8 @@ def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
     torch.manual_seed(3)
     hf = transformers.ElectraForPreTraining(_hf_config()).eval()
     hf.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (tmp_path / "hf" / "vocab.txt").write_text("\n".join(special + [f"w{i}" for i in range(115)]))
 
     def cli(*args):
         return run_cli("electra_tf.convert", *args, timeout=300)
@@ -295,6 +297,11 @@ def test_cli_round_trip_hf_to_ours_to_hf(tmp_path):
     r = cli("--from=hf", f"--input={tmp_path / 'hf'}", f"--output={tmp_path / 'ours'}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "discriminator: loaded all" in r.stdout
+    # The checkpoint's vocab comes along, where fine-tuning and fill-mask look for it.
+    copied = tmp_path / "ours" / "vocab.txt"
+    assert copied.read_text() == (tmp_path / "hf" / "vocab.txt").read_text()
+    recorded = json.loads((tmp_path / "ours" / "discriminator" / "vocab.json").read_text())
+    assert recorded["file"] == str(copied) and recorded["size"] == 120
     r = cli(
         "--to=hf",
         f"--input={tmp_path / 'ours'}",

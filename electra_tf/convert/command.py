@@ -7,16 +7,26 @@ export of our towers to Hugging Face.
 from __future__ import annotations
 
 import os
+import sys
 
 from electra_tf import flags as electra_flags
-from electra_tf.checkpoints import find_towers, find_vocab, is_tower_dir, load_tower, save_tower
+from electra_tf.checkpoints import (
+    find_towers,
+    find_vocab,
+    is_tower_dir,
+    load_tower,
+    save_tower,
+    vocab_identity,
+)
 from electra_tf.convert import google, huggingface, keras_hub
+from electra_tf.io_utils import atomic_write_bytes
 from electra_tf.modeling import (
     ElectraBackbone,
     ElectraDiscriminator,
     ElectraGenerator,
     ElectraPretrainer,
 )
+from electra_tf.vocab import Vocab
 
 FLAGS = electra_flags.FLAGS
 
@@ -41,13 +51,43 @@ def import_checkpoint(source: str) -> list[str]:
         model, _ = huggingface.load(FLAGS.input)
     else:
         model = keras_hub.load(FLAGS.input)
+    vocab = _carry_vocab(FLAGS.input, FLAGS.output)
     written = []
     for name, tower in _towers_of(model).items():
         out = os.path.join(FLAGS.output, name)
-        save_tower(tower, tower.config, out)
+        identity = (
+            vocab_identity(vocab) if vocab and vocab.size == tower.config.vocab_size else None
+        )
+        save_tower(tower, tower.config, out, identity)
         print(f"{name}: loaded all {len(tower.weights)} variables -> {out}")
         written.append(out)
     return written
+
+
+# Where a published checkpoint keeps its vocab, relative to its directory.
+_VOCAB_FILES = ("vocab.txt", os.path.join("assets", "tokenizer", "vocabulary.txt"))
+
+
+def _carry_vocab(source: str, output: str) -> Vocab | None:
+    """Copies the checkpoint's vocab (Google and Hugging Face: vocab.txt; a
+    keras-hub preset: assets/tokenizer/vocabulary.txt) to `output`/vocab.txt,
+    where fine-tuning, export and fill-mask look for it; None if it has none."""
+    directory = source if os.path.isdir(source) else os.path.dirname(source)
+    for name in _VOCAB_FILES:
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            target = os.path.join(output, "vocab.txt")
+            os.makedirs(output, exist_ok=True)
+            atomic_write_bytes(target, data)
+            print(f"vocab: {path} -> {target}")
+            try:
+                return Vocab.load(target)
+            except ValueError as e:  # copied, but not a BERT vocab: no identity to record
+                print(f"warning: {e}", file=sys.stderr)
+                return None
+    return None
 
 
 def export_to_hf() -> list[str]:
