@@ -62,6 +62,14 @@ def find_generator(path: str, flag: str = "--model_dir") -> str:
     return found["generator"]
 
 
+def candidates(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """bool [vocab] masks of the pieces a [MASK] may become: at a word start
+    (no ## piece, no [SPECIAL] or [unusedN]), and glued to a word (## pieces)."""
+    bracketed = np.array([t.startswith("[") and t.endswith("]") for t in vocab.tokens])
+    continuation = np.array([t.startswith("##") for t in vocab.tokens])
+    return ~bracketed & ~continuation, continuation
+
+
 class FillMask:
     """Top-k word pieces at each `[MASK]` of some texts.
 
@@ -76,11 +84,8 @@ class FillMask:
         vocab = tokenizer.vocab
         self.mask_id = vocab.mask_id
         self.max_length = generator.config.max_position_embeddings
-        tokens = vocab.tokens
-        bracketed = np.array([t.startswith("[") and t.endswith("]") for t in tokens])
-        continuation = np.array([t.startswith("##") for t in tokens])
-        # Which pieces a [MASK] may become: at a word start, or glued to a word.
-        self._allowed = {False: ~bracketed & ~continuation, True: continuation}
+        word_start, glued = candidates(vocab)
+        self._allowed = {False: word_start, True: glued}
 
     @classmethod
     def from_model_dir(cls, path: str, vocab: str | None = None) -> FillMask:
@@ -165,10 +170,7 @@ def fill_mask_function(module, generator: keras.Model, vocab: Vocab, top_k: int 
     max_seq_length are cut off with the text."""
     mask_id = tf.constant(vocab.mask_id, tf.int64)
     tokens = tf.constant(list(vocab.tokens))
-    bracketed = np.array([t.startswith("[") and t.endswith("]") for t in vocab.tokens])
-    continuation = np.array([t.startswith("##") for t in vocab.tokens])
-    word_start = tf.constant(~bracketed & ~continuation)
-    glued_piece = tf.constant(continuation)
+    word_start, glued_piece = (tf.constant(c) for c in candidates(vocab))
 
     def fill(text):
         text = tf.strings.unicode_transcode(
