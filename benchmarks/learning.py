@@ -1,31 +1,24 @@
-r"""Does pre-training pay? ELECTRA vs MLM at equal pre-training FLOPs vs random init.
+r"""The learning study: where does pre-training start to pay at this scale?
 
-    python benchmarks/learning.py            # the full protocol, ~35 min on 2 cores
-    python benchmarks/learning.py --quick    # a smoke run of every stage, ~4 min
+    python benchmarks/learning.py                  # the study; a rerun resumes it
+    python benchmarks/learning.py --toy            # every stage at a toy budget (~1 min)
+    python benchmarks/learning.py --render         # the tables of the committed JSON
 
-The paper's claim (Clark et al. 2020, Figure 4 / Table 1) at a scale this
-machine affords:
+One ELECTRA run and one MLM run (the same encoder, equal pre-training FLOPs)
+are taken to the largest budget; their towers are kept at each budget on
+the way (one learning-rate schedule per objective, so the earlier budgets
+are points on the way, not separately annealed runs). Every start (random
+init and each kept tower) is then fine-tuned on each task with its own
+learning-rate sweep and several seeds, through `run_finetuning`, the job
+`python -m electra_tf.finetune` runs (the flags of each run are in the
+JSON). The learning rate is chosen on a validation split carved from the
+training file; the number reported is the held-out dev set's, at the final
+step, mean +- sd over the seeds at that rate.
 
-1. Data. Pre-training text: Moby Dick, Shakespeare and the State of the
-   Union addresses from the shared corpus, plus the SST-2-like *training*
-   sentences as unlabelled in-domain text (task-adaptive pre-training; their
-   labels are never read), --in_domain_repeats times, each copy in a new
-   order. Held-out text for the pre-training curves: Matthew Henry's
-   commentary, which no model trains on. The standard 30,522-token uncased
-   WordPiece vocab (or --vocab); unmasked shards, masked afresh every step
-   (--pack_documents packs short documents into full sequences).
-2. Pre-training. One encoder size (--num_layers x --hidden_size) for both
-   objectives. ELECTRA trains a generator of --generator_fraction width with
-   it; MLM (BERT's 80/10/10) trains the encoder alone. MLM gets as many steps
-   as give it the same pre-training FLOPs as ELECTRA's --pretrain_steps
-   (counted analytically, forward + backward, the vocab head at masked
-   positions only). Both are evaluated on the held-out text every
-   --eval_every steps: discriminator AUC, generator accuracy, MLM accuracy and
-   the encoder's hidden-state spread (the collapse signal).
-3. Fine-tuning. Random init, the ELECTRA discriminator and the MLM encoder,
-   each on the full SST-2-like training set, on a fixed 1,000-example subset
-   of it, and on WNUT-16 NER, all with the same recipe; --seeds seeds each;
-   the score of the FINAL checkpoint on the dev set (never the best epoch).
+Everything is kept under --work_dir: the data, the pre-training model dirs,
+the towers at each budget and one result file per fine-tuning run. Stopping
+(Ctrl-C, a kill, a crash) loses at most the runs in flight: a rerun skips
+what is done and resumes pre-training from its last checkpoint.
 
 Writes benchmarks/results_learning.json and benchmarks/learning_curves.png.
 """
@@ -37,39 +30,127 @@ import dataclasses
 import gzip
 import io
 import json
+import math
 import os
-import random
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SHARED = os.environ.get("ELECTRA_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
-DEFAULT_VOCAB = os.path.join(SHARED, "vocab", "uncased_vocab.txt")
-CORPUS = ("mobydick", "shakespeare", "sotu")
+# The pre-training text: every shared corpus but the held-out one, and the
+# training files' text of the two tasks (their labels are never read).
+CORPUS = ("sotu", "tdavid", "web", "shakespeare", "mobydick")
 HELD_OUT = "mhcc"
+OBJECTIVES = ("electra", "mlm")
+NAMES = {"electra": "ELECTRA", "mlm": "MLM"}
+# Recipe checks: ELECTRA with one setting changed, on the same schedule to
+# the first budget, against the main run's held-out metrics there.
+VARIANTS = {"dropout": {"dropout": 0.1}}
 
 
 @dataclasses.dataclass(frozen=True)
-class Budget:
-    """How much of everything a run does."""
+class Study:
+    """Every setting of one study (its JSON records all of them)."""
 
-    pretrain_steps: int
-    batch: int
-    seq_len: int
-    eval_every: int
-    eval_batches: int
-    seeds: int
-    sst_epochs: float
-    subset_epochs: float
-    ner_epochs: float
-    subset: int
+    corpus: tuple[str, ...] = CORPUS
+    # Pre-training (the ELECTRA budgets, in steps; MLM gets equal FLOPs).
+    budgets: tuple[int, ...] = (1500, 3000, 6000)
+    batch: int = 32
+    seq_len: int = 128
+    num_layers: int = 4
+    hidden_size: int = 128
+    generator_fraction: float = 0.25
+    vocab_size: int = 16384  # learned on the pre-training text; 0: the shared 30,522 vocab
+    pretrain_dropout: float = 0.0
+    pretrain_lr: float = 1e-3
+    warmup_steps: int = 600
+    eval_every: int = 500
+    eval_batches: int = 20
+    held_out_chars: int = 2_000_000
+    # Fine-tuning.
+    finetune_seq_len: int = 64
+    finetune_dropout: float = 0.1
+    seeds: int = 5
+    sweep_seeds: int = 2  # seeds of every rate; the chosen one gets the rest
+    sst_validation: int = 500
+    wnut_validation: int = 200
+    label_counts: tuple[int, ...] = (100, 300, 1000, 0)  # 0: the whole training pool
+    epochs: tuple[tuple[str, float], ...] = (
+        ("sst2_100", 40.0),
+        ("sst2_300", 20.0),
+        ("sst2_1000", 10.0),
+        ("sst2_full", 2.0),
+        ("wnut", 8.0),
+        ("probe_sst2", 10.0),
+        ("probe_wnut", 8.0),
+    )
+    lr_random: tuple[float, ...] = (1e-3, 3e-4, 1e-4)
+    lr_pretrained: tuple[float, ...] = (1e-3, 3e-4, 1e-4)
+    lr_probe: tuple[float, ...] = (1e-2, 3e-3, 1e-3)
+    layerwise_lr_decay: float = 0.8
+    # Tasks fine-tuned from every budget; the rest from the largest only.
+    curve_tasks: tuple[str, ...] = ("sst2_100", "sst2_300", "wnut")
+    probe_labels: int = 1000  # the sentence probe's training set (0: the full pool)
+    workers: int = 2
 
 
-FULL = Budget(1500, 32, 128, 250, 20, 3, 2.0, 10.0, 5.0, 1000)
-QUICK = Budget(60, 16, 64, 30, 4, 2, 0.2, 1.0, 0.5, 1000)
+FULL = Study()
+TOY = Study(
+    corpus=("mobydick",),
+    budgets=(20, 40),
+    batch=8,
+    seq_len=32,
+    num_layers=1,
+    hidden_size=32,
+    vocab_size=0,
+    warmup_steps=5,
+    eval_every=20,
+    eval_batches=2,
+    held_out_chars=20_000,
+    finetune_seq_len=32,
+    seeds=2,
+    sweep_seeds=1,
+    sst_validation=40,
+    wnut_validation=20,
+    label_counts=(100,),
+    epochs=(("sst2_100", 1.0), ("wnut", 0.1), ("probe_sst2", 0.5)),
+    lr_random=(1e-3,),
+    lr_pretrained=(1e-3, 1e-4),
+    lr_probe=(1e-2,),
+    curve_tasks=("sst2_100",),
+    probe_labels=100,
+)
+
+TASK_TITLES = {
+    "sst2_100": "SST-2-like, 100 labels (acc.)",
+    "sst2_300": "SST-2-like, 300 labels (acc.)",
+    "sst2_1000": "SST-2-like, 1,000 labels (acc.)",
+    "sst2_full": "SST-2-like, full (acc.)",
+    "wnut": "WNUT-16 (entity F1)",
+    "probe_sst2": "linear probe, SST-2-like (acc.)",
+    "probe_wnut": "linear probe, WNUT-16 tokens (entity F1)",
+}
+
+
+def log(message: str) -> None:
+    print(f"[learning {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def atomic_json(path: str, value) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 # --- FLOPs ------------------------------------------------------------------------
@@ -108,123 +189,210 @@ def step_flops(config, objective: str, batch: int, seq_len: int, masked: int) ->
 # --- data -------------------------------------------------------------------------
 
 
-def _sst_rows(path: str) -> list[tuple[str, str]]:
-    with open(path, encoding="utf-8") as f:
-        next(f)
-        return [tuple(line.rstrip("\n").split("\t")) for line in f if line.strip()]
+def _task_text(work: str) -> list[str]:
+    """The training files' text of both tasks, one line per sentence/tweet."""
+    out = os.path.join(work, "text")
+    os.makedirs(out, exist_ok=True)
+    sst = os.path.join(out, "sst2_train_text.txt")
+    if not os.path.exists(sst):
+        with open(os.path.join(SHARED, "sst2_like", "train.tsv"), encoding="utf-8") as f:
+            next(f)
+            lines = [line.split("\t")[0] + "\n" for line in f if line.strip()]
+        _write_text(sst, lines)
+    wnut = os.path.join(out, "wnut_train_text.txt")
+    if not os.path.exists(wnut):
+        tweets, words = [], []
+        with open(os.path.join(SHARED, "ner", "train.conll"), encoding="utf-8") as f:
+            for line in list(f) + [""]:
+                if line.strip():
+                    words.append(line.split("\t")[0])
+                elif words:
+                    tweets.append(" ".join(words) + "\n")
+                    words = []
+        _write_text(wnut, tweets)
+    return [sst, wnut]
 
 
-def prepare_data(
-    work: str,
-    budget: Budget,
-    in_domain_repeats: int = 1,
-    pack_documents: bool = False,
-    vocab: str | None = None,
-) -> dict[str, str]:
-    """Pre-training shards (train and held-out) and the three fine-tuning sets,
-    tokenized with `vocab` (default: the shared 30,522-piece uncased vocab)."""
+def _write_text(path: str, lines: list[str]) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    os.replace(path + ".tmp", path)
+
+
+def prepare_data(work: str, study: Study) -> dict:
+    """The vocab, the pre-training shards (train and held-out) and every
+    fine-tuning set; each step is skipped when its output is complete."""
     from data_prep.build_finetuning_data import Settings as FinetuneSettings
     from data_prep.build_finetuning_data import build as build_finetuning
     from data_prep.build_pretraining_data import Settings, build
 
-    vocab = vocab or DEFAULT_VOCAB
+    corpus = [os.path.join(SHARED, "corpus", f"{name}.txt.gz") for name in study.corpus]
+    inputs = (*corpus, *_task_text(work))
+    vocab = os.path.join(SHARED, "vocab", "uncased_vocab.txt")
+    if study.vocab_size:
+        vocab = os.path.join(work, f"vocab{study.vocab_size}.txt")
+        if not os.path.exists(vocab):
+            log(f"learning a {study.vocab_size:,}-piece WordPiece vocab on the pre-training text")
+            _run_module("data_prep.build_vocab", input=",".join(inputs),
+                        vocab_size=study.vocab_size, output=vocab)  # fmt: skip
+    held_out = os.path.join(work, "text", "held_out.txt")
+    if not os.path.exists(held_out):
+        with gzip.open(os.path.join(SHARED, "corpus", f"{HELD_OUT}.txt.gz"), "rt") as f:
+            text = f.read(study.held_out_chars)
+        _write_text(held_out, [text[: text.rfind(" ")] + "\n"])
+    common = dict(vocab=vocab, max_seq_length=study.seq_len, masking="none", pack_documents=True)
+    pretrain = {}
+    for name, sources, shards in (("train", inputs, 8), ("held_out", (held_out,), 1)):
+        out = os.path.join(work, f"pretrain_data_{name}")
+        if not os.path.exists(os.path.join(out, "dataset_info.json")):
+            log(f"pre-training data: {name}")
+        info = build(Settings(inputs=tuple(sources), output_dir=out, num_shards=shards, **common),
+                     num_workers=2)  # fmt: skip
+        pretrain[name] = {"pattern": f"{out}/pretrain-*", "totals": info["totals"]}
+    sets = {}
     sst = os.path.join(SHARED, "sst2_like")
-    train_rows = _sst_rows(os.path.join(sst, "train.tsv"))
-    in_domain = os.path.join(work, "sst2_train_sentences.txt")
-    sentences = [sentence for sentence, _ in train_rows]  # the text, never the labels
-    with open(in_domain, "w", encoding="utf-8") as f:
-        f.writelines(sentence + "\n" for sentence in sentences)
-        for copy in range(1, in_domain_repeats):
-            # Each further copy in a new order, so packing gives every sentence new neighbours.
-            f.writelines(s + "\n" for s in random.Random(copy).sample(sentences, len(sentences)))
-    held_out = os.path.join(work, "held_out.txt")
-    with gzip.open(os.path.join(SHARED, "corpus", f"{HELD_OUT}.txt.gz"), "rt") as f:
-        text = f.read(2_000_000)
-    with open(held_out, "w", encoding="utf-8") as f:
-        f.write(text[: text.rfind(" ")] + "\n")
-    quiet = io.StringIO()
-    inputs = [os.path.join(SHARED, "corpus", f"{name}.txt.gz") for name in CORPUS]
-    common = dict(
-        vocab=vocab, max_seq_length=budget.seq_len, masking="none", pack_documents=pack_documents
+    for count in study.label_counts:
+        name = f"sst2_{count}" if count else "sst2_full"
+        sets[name] = ("sst-2", sst, study.sst_validation, count)
+    sets["wnut"] = ("conll", os.path.join(SHARED, "ner"), study.wnut_validation, 0)
+    finetune = {}
+    for name, (task, input_dir, validation, count) in sets.items():
+        out = os.path.join(work, f"ft_data_{name}")
+        if not os.path.exists(os.path.join(out, "finetune_info.json")):
+            build_finetuning(
+                FinetuneSettings(task, input_dir, out, vocab, study.finetune_seq_len,
+                                 validation_size=validation, max_train_examples=count),
+                io.StringIO(),
+            )  # fmt: skip
+        finetune[name] = out
+    finetune["probe_sst2"] = finetune[
+        f"sst2_{study.probe_labels}" if study.probe_labels else "sst2_full"
+    ]
+    finetune["probe_wnut"] = finetune["wnut"]
+    return {"vocab": vocab, "pretrain": pretrain, "finetune": finetune}
+
+
+def _run_module(module: str, **flags) -> None:
+    command = [sys.executable, "-m", module, *(f"--{k}={v}" for k, v in flags.items())]
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+
+
+# --- the model and the budgets ----------------------------------------------------
+
+
+def model_config(study: Study, vocab_size: int, dropout: float):
+    from electra_tf.config import ElectraConfig
+
+    return ElectraConfig.from_preset(
+        "small",
+        vocab_size=vocab_size,
+        num_layers=study.num_layers,
+        hidden_size=study.hidden_size,
+        num_heads=max(1, study.hidden_size // 64),
+        intermediate_size=4 * study.hidden_size,
+        embedding_size=min(128, study.hidden_size),
+        generator_fraction=study.generator_fraction,
+        max_position_embeddings=max(study.seq_len, study.finetune_seq_len),
+        dropout=dropout,
     )
-    build(
-        Settings(
-            inputs=(*inputs, in_domain), output_dir=f"{work}/pretrain", num_shards=8, **common
-        ),
-        num_workers=2,
-    )
-    build(Settings(inputs=(held_out,), output_dir=f"{work}/held_out", num_shards=1, **common))
-    # A fixed 1,000-example subset of the SST-2-like training set.
-    subset_dir = os.path.join(work, "sst2_subset_raw")
-    os.makedirs(subset_dir, exist_ok=True)
-    rows = list(train_rows)
-    random.Random(0).shuffle(rows)
-    with open(os.path.join(subset_dir, "train.tsv"), "w", encoding="utf-8") as f:
-        f.write("sentence\tlabel\n")
-        f.writelines(f"{s}\t{label}\n" for s, label in rows[: budget.subset])
-    with open(os.path.join(sst, "dev.tsv"), encoding="utf-8") as src:
-        dev = src.read()
-    with open(os.path.join(subset_dir, "dev.tsv"), "w", encoding="utf-8") as f:
-        f.write(dev)
-    sets = {
-        "sst2": ("sst-2", sst, 64),
-        "sst2_1k": ("sst-2", subset_dir, 64),
-        "wnut": ("conll", os.path.join(SHARED, "ner"), 64),
-    }
-    out = {}
-    for name, (task, input_dir, length) in sets.items():
-        out[name] = os.path.join(work, f"ft-{name}")
-        build_finetuning(
-            FinetuneSettings(task, input_dir, out[name], vocab, max_seq_length=length), quiet
-        )
-    return out
 
 
-# --- runs -------------------------------------------------------------------------
+def flops_per_step(study: Study, vocab_size: int) -> dict[str, float]:
+    config = model_config(study, vocab_size, 0.0)
+    masked = int(round(0.15 * study.seq_len)) * study.batch
+    return {o: step_flops(config, o, study.batch, study.seq_len, masked) for o in OBJECTIVES}
 
 
-def pretrain(work, name, config, objective, steps, budget, args, extra) -> dict:
+def budgets(study: Study, flops: dict[str, float]) -> dict[str, list[int]]:
+    """Steps at each budget: ELECTRA's, and MLM's at the same FLOPs."""
+    ratio = flops["electra"] / flops["mlm"]
+    return {"electra": list(study.budgets), "mlm": [int(round(s * ratio)) for s in study.budgets]}
+
+
+# --- pre-training -----------------------------------------------------------------
+
+
+def pretrain(work: str, study: Study, data: dict, item: str) -> None:
+    """Runs (or resumes) one objective to its largest budget, keeping the
+    towers at each budget in towers/<objective>-<steps>/; a recipe check
+    ("electra+<variant>") runs to the first budget only."""
     from electra_tf.pretraining.job import PretrainOptions, run_pretraining
+    from electra_tf.vocab import Vocab
 
-    model_dir = os.path.join(work, "pretrain-" + "".join(c if c.isalnum() else "_" for c in name))
-    t0 = time.time()
+    objective, _, variant = item.partition("+")
+    vocab_size = Vocab.load(data["vocab"]).size
+    steps = budgets(study, flops_per_step(study, vocab_size))[objective]
+    config = model_config(study, vocab_size, study.pretrain_dropout)
+    if variant:
+        config = dataclasses.replace(config, **VARIANTS[variant])
+        steps_kept = steps[:1]
+    else:
+        steps_kept = steps
+    model_dir = os.path.join(work, f"pretrain_{objective}" + (f"_{variant}" if variant else ""))
     options = PretrainOptions(
         config=config,
-        train_data=f"{work}/pretrain/pretrain-*",
-        eval_data=f"{work}/held_out/pretrain-*",
+        train_data=data["pretrain"]["train"]["pattern"],
+        eval_data=data["pretrain"]["held_out"]["pattern"],
         model_dir=model_dir,
         objective=objective,
-        max_seq_length=budget.seq_len,
-        train_batch_size=budget.batch,
-        eval_batch_size=budget.batch,
-        num_train_steps=steps,
-        learning_rate=args.pretrain_lr,
-        warmup_steps=max(1, steps // 10),
-        log_every_steps=budget.eval_every,
-        eval_every_steps=budget.eval_every,
-        save_checkpoints_steps=budget.eval_every * max(1, steps // budget.eval_every // 2),
-        num_eval_steps=budget.eval_batches,
+        vocab=data["vocab"],
+        max_seq_length=study.seq_len,
+        train_batch_size=study.batch,
+        eval_batch_size=study.batch,
+        num_train_steps=steps[-1],
+        learning_rate=study.pretrain_lr,
+        warmup_steps=study.warmup_steps,
+        log_every_steps=study.eval_every,
+        eval_every_steps=study.eval_every,
+        save_checkpoints_steps=study.eval_every,
+        keep_checkpoint_max=2,
+        num_eval_steps=study.eval_batches,
         shuffle_buffer=5000,
-        seed=args.seed,
-        **extra,
+        seed=1,
+        **({"disc_weight": 100} if objective == "electra" else {}),
     )
-    results = run_pretraining(options, stream=sys.stdout)
-    curve = _eval_events(model_dir)
-    start = results.get("eval_at_start") or {}
-    if start.get("hidden_spread") is not None:  # the initialisation, measured before step 1
-        curve.insert(0, {"step": 0, "hidden_spread": start["hidden_spread"]})
-    return {
-        "model_dir": model_dir,
-        "steps": steps,
-        "seconds": time.time() - t0,
-        "final_eval": results["eval"],
-        "start_eval": results.get("eval_at_start"),
-        "curve": curve,
-    }
+    for target in steps_kept:
+        kept = tower_dir(work, objective + (f"_{variant}" if variant else ""), target)
+        if os.path.exists(os.path.join(kept, "done")):
+            continue
+        at = _checkpoint_step(model_dir)
+        if at > target:
+            raise RuntimeError(
+                f"{model_dir} is at step {at}, past the budget {target} whose towers were not "
+                f"kept ({kept}); remove {model_dir} to redo this objective"
+            )
+        if at < target:
+            log(f"{item}: steps {at} -> {target}")
+            run_pretraining(
+                dataclasses.replace(options, max_steps_per_run=target - at), stream=sys.stdout
+            )
+            if _checkpoint_step(model_dir) != target:
+                raise SystemExit(f"{item} stopped before step {target}; rerun to resume")
+        tmp = kept + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for tower in ("discriminator", "generator"):
+            if os.path.isdir(os.path.join(model_dir, tower)):
+                shutil.copytree(os.path.join(model_dir, tower), os.path.join(tmp, tower))
+        with open(os.path.join(tmp, "done"), "w") as f:
+            f.write(f"{target}\n")
+        shutil.rmtree(kept, ignore_errors=True)
+        os.replace(tmp, kept)
+        log(f"{item}: towers at step {target} kept in {kept}")
 
 
-def _eval_events(model_dir: str) -> list[dict]:
-    """The eval scalars TensorBoard got, by step."""
+def tower_dir(work: str, objective: str, steps: int) -> str:
+    return os.path.join(work, "towers", f"{objective}-{steps}")
+
+
+def _checkpoint_step(model_dir: str) -> int:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def pretraining_curve(model_dir: str) -> list[dict]:
+    """The held-out eval scalars TensorBoard got, by step (the last write wins)."""
     import tensorflow as tf
 
     by_step: dict[int, dict] = {}
@@ -239,28 +407,213 @@ def _eval_events(model_dir: str) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-def finetune(work, data_dir, init, config, seed, epochs, args) -> float:
-    from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
+# --- fine-tuning ------------------------------------------------------------------
 
-    pretrained = init is not None
-    history = run_finetuning(
-        FinetuneOptions(
-            data_dir=data_dir,
-            model_dir=tempfile.mkdtemp(dir=work, prefix="ft-run-"),
-            init_checkpoint=init,
-            config=None if pretrained else config,
-            learning_rate=args.finetune_lr if pretrained else args.random_init_lr,
-            layerwise_lr_decay=args.layerwise_lr_decay if pretrained else 1.0,
-            num_train_epochs=epochs,
-            train_batch_size=32,
-            seed=seed,
-            log_every_steps=100_000,
-        ),
-        stream=io.StringIO(),
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One fine-tuning run: a start, a task, a learning rate, a seed."""
+
+    start: str  # "random" or "<objective>-<steps>"
+    task: str
+    lr: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}__{self.start}__lr{self.lr:g}__s{self.seed}"
+
+
+def cells(study: Study, steps: dict[str, list[int]]) -> list[list[tuple[str, str]]]:
+    """The (task, start) pairs to fine-tune, in tiers, the most telling first
+    (a stopped study has its tiers done in order): the curve tasks at the
+    largest budget, then at the smallest (the two ends of the curve), then
+    the other tasks at the largest budget, then the budgets between."""
+    tasks = [task for task, _ in study.epochs]
+    curve = [t for t in tasks if t in study.curve_tasks]
+    others = [t for t in tasks if t not in curve]
+
+    def at(index: int) -> list[str]:
+        return [f"{o}-{steps[o][index]}" for o in OBJECTIVES]
+
+    between = [f"{o}-{n}" for o in OBJECTIVES for n in steps[o][1:-1]]
+    tiers = [
+        [(t, s) for t in curve for s in ("random", *at(-1))],
+        [(t, s) for t in curve for s in at(0)] if len(study.budgets) > 1 else [],
+        [(t, s) for t in others for s in ("random", *at(-1))],
+        [(t, s) for t in curve for s in between],
+    ]
+    return [tier for tier in tiers if tier]
+
+
+def sweep_runs(study: Study, tier: list[tuple[str, str]]) -> list[Run]:
+    """Every learning rate of each cell, `sweep_seeds` seeds each."""
+    return [
+        Run(start, task, lr, seed)
+        for task, start in tier
+        for lr in learning_rates(study, task, start)
+        for seed in range(study.sweep_seeds)
+    ]
+
+
+def seed_runs(study: Study, tier: list[tuple[str, str]], results: str) -> list[Run]:
+    """The remaining seeds of each cell, at the rate its sweep chose."""
+    runs = []
+    for task, start in tier:
+        sweep = [read_json(os.path.join(results, r.key + ".json"))
+                 for r in sweep_runs(study, [(task, start)])]  # fmt: skip
+        lr = chosen_lr(sweep)
+        runs += [Run(start, task, lr, seed) for seed in range(study.sweep_seeds, study.seeds)]
+    return runs
+
+
+def chosen_lr(sweep: list[dict]) -> float:
+    """The rate with the best mean validation score over the sweep's seeds
+    (a tie goes to the smaller rate)."""
+    by_lr: dict[float, list[float]] = {}
+    for r in sweep:
+        by_lr.setdefault(r["run"]["lr"], []).append(r["validation"])
+    return max(sorted(by_lr), key=lambda lr: statistics.mean(by_lr[lr]))
+
+
+def learning_rates(study: Study, task: str, start: str) -> tuple[float, ...]:
+    if task.startswith("probe_"):
+        return study.lr_probe
+    return study.lr_random if start == "random" else study.lr_pretrained
+
+
+def finetune_options(work: str, study: Study, data: dict, run: Run):
+    """The options of one run: exactly what `python -m electra_tf.finetune` with
+    the flags in `finetune_flags` builds."""
+    from electra_tf.finetuning.job import FinetuneOptions
+    from electra_tf.vocab import Vocab
+
+    pretrained = run.start != "random"
+    probe = run.task.startswith("probe_")
+    config = None
+    if not pretrained:
+        config = model_config(study, Vocab.load(data["vocab"]).size, study.finetune_dropout)
+    return FinetuneOptions(
+        data_dir=data["finetune"][run.task],
+        model_dir=os.path.join(work, "finetune", run.key),
+        init_checkpoint=tower_dir(work, *_split_start(run.start)) if pretrained else None,
+        config=config,
+        dropout=study.finetune_dropout,
+        freeze_encoder=probe,
+        learning_rate=run.lr,
+        layerwise_lr_decay=study.layerwise_lr_decay if pretrained and not probe else 1.0,
+        num_train_epochs=dict(study.epochs)[run.task],
+        train_batch_size=32,
+        seed=run.seed,
+        eval_every_epoch=False,
+        log_every_steps=100_000,
+        save_checkpoints_steps=100_000,
     )
-    with open(os.path.join(data_dir, "finetune_info.json")) as f:
-        metric = json.load(f)["main_metric"]
-    return float(history["evaluations"][-1][metric])  # the FINAL checkpoint
+
+
+def finetune_flags(options) -> list[str]:
+    """The electra_tf.finetune command line of `options` (recorded in the JSON)."""
+    flags = []
+    for name in ("data_dir", "init_checkpoint", "learning_rate", "layerwise_lr_decay",
+                 "num_train_epochs", "train_batch_size", "seed", "dropout"):  # fmt: skip
+        value = getattr(options, name)
+        if value is not None:
+            flags.append(f"--{name}={value}")
+    flags += ["--freeze_encoder"] if options.freeze_encoder else []
+    flags += ["--noeval_every_epoch"]
+    if options.config is not None:
+        c = options.config
+        overrides = {k: getattr(c, k) for k in ("num_layers", "hidden_size", "num_heads",
+                     "intermediate_size", "embedding_size", "max_position_embeddings")}  # fmt: skip
+        flags += ["--model_size=small", "--model_overrides=" + json.dumps(overrides)]
+    return flags
+
+
+def _split_start(start: str) -> tuple[str, int]:
+    objective, steps = start.rsplit("-", 1)
+    return objective, int(steps)
+
+
+def finetune_one(work: str, study: Study, data: dict, run: Run) -> dict:
+    from electra_tf.finetuning.job import run_finetuning
+
+    options = finetune_options(work, study, data, run)
+    history = run_finetuning(options, stream=io.StringIO())
+    final = history["final"]  # the final step, never the best
+    main = read_json(os.path.join(options.data_dir, "finetune_info.json"))["main_metric"]
+    shutil.rmtree(options.model_dir, ignore_errors=True)
+    return {
+        "run": dataclasses.asdict(run),
+        "validation": final[f"validation_{main}"],
+        "dev": final[main],
+        "steps": final["step"],
+    }
+
+
+def finetune_worker(work: str, study: Study, data: dict, steps: dict[str, list[int]]) -> None:
+    """Every tier in order: its sweep, then (once every worker's sweep runs are
+    in) its remaining seeds; each run taken by whichever worker claims it first."""
+    results = os.path.join(work, "results")
+    for number, tier in enumerate(cells(study, steps), 1):
+        sweep = sweep_runs(study, tier)
+        log(f"fine-tuning, tier {number}: {len(sweep)} sweep runs of {len(tier)} cells")
+        _take(work, study, data, sweep)
+        _wait_for(results, sweep)
+        _take(work, study, data, seed_runs(study, tier, results))
+        _wait_for(results, seed_runs(study, tier, results))
+
+
+def _wait_for(results: str, runs: list[Run]) -> None:
+    while not all(os.path.exists(os.path.join(results, r.key + ".json")) for r in runs):
+        time.sleep(0.5)
+
+
+def _take(work: str, study: Study, data: dict, runs: list[Run]) -> None:
+    results = os.path.join(work, "results")
+    for run in runs:
+        path = os.path.join(results, run.key + ".json")
+        if os.path.exists(path):
+            continue
+        try:
+            os.close(os.open(path + ".claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        t0 = time.time()
+        result = finetune_one(work, study, data, run)
+        result["seconds"] = time.time() - t0
+        atomic_json(path, result)
+        os.remove(path + ".claim")
+
+
+def run_workers(args, stage: str, items: list[str], study: Study) -> None:
+    """`study.workers` copies of this script, one thread each (small models
+    use two processes better than one process with two threads)."""
+    env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+               OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")  # fmt: skip
+    base = [sys.executable, os.path.abspath(__file__), f"--work_dir={args.work_dir}",
+            f"--_stage={stage}"] + (["--toy"] if args.toy else [])  # fmt: skip
+    procs = [subprocess.Popen(base + [f"--_item={item}"], env=env) for item in items]
+    try:
+        codes = [None] * len(procs)
+        while None in codes:  # a failed worker stops the rest (they would wait for it)
+            codes = [p.poll() for p in procs]
+            if any(codes):
+                for p in procs:
+                    if p.poll() is None:
+                        p.terminate()
+                codes = [p.wait() for p in procs]
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    if any(codes):
+        raise SystemExit(f"a {stage} worker failed (exit {codes}); rerun to resume")
+
+
+# --- the report -------------------------------------------------------------------
 
 
 def summarise(values: list[float]) -> dict:
@@ -271,205 +624,304 @@ def summarise(values: list[float]) -> dict:
     }
 
 
-def plot(curves: dict, path: str) -> None:
+def select(results: list[dict], sweep_seeds: int) -> dict:
+    """Per (task, start): the learning rate the sweep chose (`chosen_lr` on
+    the first `sweep_seeds` seeds), and the dev scores of all its seeds."""
+    by_cell: dict[tuple[str, str], dict[float, list[dict]]] = {}
+    for r in results:
+        run = r["run"]
+        by_cell.setdefault((run["task"], run["start"]), {}).setdefault(run["lr"], []).append(r)
+    table: dict[str, dict] = {}
+    for (task, start), by_lr in by_cell.items():
+        sweep = {
+            f"{lr:g}": {
+                "validation": summarise([r["validation"] for r in rs]),
+                "dev": summarise([r["dev"] for r in rs]),
+            }
+            for lr, rs in sorted(by_lr.items())
+        }
+        best = f"{chosen_lr([r for rs in by_lr.values() for r in rs if r['run']['seed'] < sweep_seeds]):g}"
+        table.setdefault(task, {})[start] = {
+            "lr": float(best),
+            "dev": sweep[best]["dev"],
+            "validation": sweep[best]["validation"],
+            "sweep": sweep,
+        }
+    return table
+
+
+def crossover(points: list[tuple[float, float, float]], baseline: dict) -> dict:
+    """Where a pre-trained start's mean passes random init's mean + 2 sd.
+
+    points: (pflops, mean, sd) by budget. Measured when a budget passes it;
+    else a straight line through the last two points in log(FLOPs),
+    labelled extrapolated (None when that line does not rise).
+    """
+    bar = baseline["mean"] + 2 * baseline["sd"]
+    for pflops, mean, sd in points:
+        if mean - 2 * sd > baseline["mean"] and mean > bar:
+            return {"pflops": pflops, "kind": "measured", "bar": bar}
+    if len(points) < 2:
+        return {"pflops": None, "kind": "not enough budgets", "bar": bar}
+    (x0, y0, _), (x1, y1, _) = points[-2], points[-1]
+    if y1 <= y0:
+        return {"pflops": None, "kind": "not rising at the largest budgets", "bar": bar}
+    slope = (y1 - y0) / (math.log10(x1) - math.log10(x0))
+    return {"pflops": 10 ** (math.log10(x1) + (bar - y1) / slope), "kind": "extrapolated",
+            "bar": bar}  # fmt: skip
+
+
+def report(work: str, study: Study, data: dict) -> dict:
+    from electra_tf.vocab import Vocab
+
+    vocab_size = Vocab.load(data["vocab"]).size
+    flops = flops_per_step(study, vocab_size)
+    steps = budgets(study, flops)
+    results_dir = os.path.join(work, "results")
+    results = []
+    for tier in cells(study, steps):
+        for cell in tier:
+            runs = sweep_runs(study, [cell])
+            if all(os.path.exists(os.path.join(results_dir, r.key + ".json")) for r in runs):
+                runs += seed_runs(study, [cell], results_dir)
+            paths = [os.path.join(results_dir, r.key + ".json") for r in runs]
+            if all(os.path.exists(p) for p in paths):  # a cell stopped half-way is left out
+                results += [read_json(p) for p in paths]
+    table = select(results, study.sweep_seeds)
+    pflops = {f"{o}-{s}": s * flops[o] / 1e15 for o in OBJECTIVES for s in steps[o]}
+    pretraining = {}
+    train_tokens = data["pretrain"]["train"]["totals"]["tokens_written"]
+    for objective in OBJECTIVES:
+        curve = pretraining_curve(os.path.join(work, f"pretrain_{objective}"))
+        for point in curve:
+            point["pflops"] = point["step"] * flops[objective] / 1e15
+        seen = steps[objective][-1] * study.batch * study.seq_len
+        pretraining[NAMES[objective]] = {
+            "steps": steps[objective],
+            "pflops": [pflops[f"{objective}-{s}"] for s in steps[objective]],
+            "tokens_seen": seen,
+            "epochs_over_corpus": seen / train_tokens,
+            "curve": curve,
+        }
+    first = steps["electra"][0]
+    main_at_first = next((c for c in pretraining["ELECTRA"]["curve"] if c["step"] == first), {})
+    recipe = {"step": first, "ELECTRA": _held_out(main_at_first)}
+    for variant, change in VARIANTS.items():
+        curve = pretraining_curve(os.path.join(work, f"pretrain_electra_{variant}"))
+        at = next((c for c in curve if c["step"] == first), {})
+        recipe[f"ELECTRA, {variant}"] = {"change": change, **_held_out(at)}
+    crossovers = {}
+    for task in table:
+        base = table[task]["random"]["dev"]
+        for objective in OBJECTIVES:
+            points = [(pflops[s], table[task][s]["dev"]["mean"], table[task][s]["dev"]["sd"])
+                      for s in table[task] if s.startswith(objective + "-")]  # fmt: skip
+            crossovers.setdefault(task, {})[NAMES[objective]] = crossover(sorted(points), base)
+    example = finetune_options(work, study, data, Run(f"electra-{steps['electra'][-1]}",
+                                                      "sst2_100", study.lr_pretrained[0], 0))  # fmt: skip
+    return {
+        "study": dataclasses.asdict(study),
+        "machine": _machine(),
+        "vocab": {"size": vocab_size, "learned": bool(study.vocab_size)},
+        "pretraining_text": data["pretrain"]["train"]["totals"],
+        "step_flops": flops,
+        "pretraining": pretraining,
+        "recipe_checks": recipe,
+        "finetuning": table,
+        "crossover": crossovers,
+        "pflops_of_start": pflops,
+        "example_finetune_flags": finetune_flags(example),
+        "metrics": {t: TASK_TITLES[t] for t in table},
+    }
+
+
+def _held_out(point: dict) -> dict:
+    return {k: point[k] for k in ("disc_auc", "gen_accuracy", "hidden_spread") if k in point}
+
+
+def _machine() -> dict:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model, "cores": os.cpu_count()}
+
+
+def start_label(start: str) -> str:
+    if start == "random":
+        return "random init"
+    objective, steps = _split_start(start)
+    return f"{NAMES[objective]} {steps:,} steps"
+
+
+def markdown(out: dict) -> str:
+    """The budget-curve table: each task's dev score (mean ± sd over seeds at
+    the learning rate chosen on validation) by start."""
+    table = out["finetuning"]
+    tasks = [t for t in TASK_TITLES if t in table]
+    all_starts = sorted({s for t in tasks for s in table[t]},
+                        key=lambda s: (s != "random", s.split("-")[0], out["pflops_of_start"].get(s, 0)))  # fmt: skip
+    lines = ["| start | PFLOPs | " + " | ".join(TASK_TITLES[t] for t in tasks) + " |",
+             "|---" * (len(tasks) + 2) + "|"]  # fmt: skip
+    for start in all_starts:
+        cells = []
+        for task in tasks:
+            cell = table[task].get(start)
+            cells.append(f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f} "
+                         f"({cell['lr']:g})" if cell else "")  # fmt: skip
+        pf = out["pflops_of_start"].get(start, 0.0)
+        lines.append(f"| {start_label(start)} | {pf:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "| pre-training | steps | PFLOPs | tokens seen | epochs | held-out end point |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, run in out["pretraining"].items():
+        final = run["curve"][-1] if run["curve"] else {}
+        point = (f"MLM accuracy {final.get('mlm_accuracy', float('nan')):.3f}" if name == "MLM"
+                 else f"disc AUC {final.get('disc_auc', float('nan')):.3f}, generator accuracy "
+                 f"{final.get('gen_accuracy', float('nan')):.3f}")  # fmt: skip
+        lines.append(f"| {name} | {run['steps'][-1]:,} | {run['pflops'][-1]:.2f} | "
+                     f"{run['tokens_seen'] / 1e6:.1f} M | {run['epochs_over_corpus']:.1f} | {point} |")  # fmt: skip
+    checks = out.get("recipe_checks", {})
+    if checks:
+        lines += ["", f"| recipe at step {checks['step']:,} | held-out disc AUC | generator accuracy |",
+                  "|---|---|---|"]  # fmt: skip
+        for name, point in checks.items():
+            if name != "step":
+                lines.append(f"| {name} | {point.get('disc_auc', float('nan')):.3f} | "
+                             f"{point.get('gen_accuracy', float('nan')):.3f} |")  # fmt: skip
+    lines += [
+        "",
+        "| task | start | random init + 2 sd | crosses at (PFLOPs) |",
+        "|---|---|---|---|",
+    ]
+    for task in tasks:
+        for name, c in out["crossover"].get(task, {}).items():
+            where = f"{c['pflops']:.2f} ({c['kind']})" if c["pflops"] else c["kind"]
+            lines.append(f"| {TASK_TITLES[task]} | {name} | {100 * c['bar']:.1f} | {where} |")
+    return "\n".join(lines)
+
+
+def plot(out: dict, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    panels = (
-        ("disc_auc", "held-out discriminator AUC (ELECTRA)"),
-        ("gen_accuracy|mlm_accuracy", "held-out masked-token accuracy"),
-        ("hidden_spread", "held-out hidden-state spread (collapse: -> 0)"),
-    )
-    for ax, (keys, title) in zip(axes, panels):
-        for name, run in curves.items():
-            for key in keys.split("|"):
-                points = [(c["pflops"], c[key]) for c in run if key in c]
-                if points:
-                    xs, ys = zip(*points)
-                    label = f"{name} ({'generator' if key == 'gen_accuracy' else key})"
-                    ax.plot(xs, ys, marker="o", label=label if "|" in keys else name)
-        ax.set_title(title, fontsize=10)
+    tasks = [t for t in TASK_TITLES if t in out["finetuning"]]
+    panels = [("pretrain", None)] + [("task", t) for t in tasks]
+    cols = 4
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (kind, task) in zip(axes.flat, panels):
+        ax.set_xscale("log")
         ax.set_xlabel("pre-training PFLOPs")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if kind == "pretrain":
+            for name, run in out["pretraining"].items():
+                for key in ("disc_auc", "gen_accuracy", "mlm_accuracy"):
+                    pts = [(c["pflops"], c[key]) for c in run["curve"] if key in c and c["pflops"]]
+                    if pts:
+                        ax.plot(*zip(*pts), marker=".", label=f"{name} {key}")
+            ax.set_title("held-out pre-training metrics", fontsize=9)
+        else:
+            cells = out["finetuning"][task]
+            base = cells["random"]["dev"]
+            ax.axhline(base["mean"], color="grey", label="random init")
+            ax.axhspan(base["mean"] - 2 * base["sd"], base["mean"] + 2 * base["sd"],
+                       color="grey", alpha=0.2)  # fmt: skip
+            for objective in OBJECTIVES:
+                pts = sorted((out["pflops_of_start"][s], c["dev"]["mean"], c["dev"]["sd"])
+                             for s, c in cells.items() if s.startswith(objective + "-"))  # fmt: skip
+                if pts:
+                    xs, ys, sds = zip(*pts)
+                    ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3, label=NAMES[objective])
+            ax.set_title(TASK_TITLES[task], fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
-def markdown(out: dict) -> str:
-    """The fine-tuning table and the pre-training end points, as in the README."""
-    tasks = [("sst2", "SST-2-like, full (acc.)"), ("sst2_1k", "SST-2-like, 1,000 ex. (acc.)"),
-             ("wnut", "WNUT-16 (entity F1)")]  # fmt: skip
-    starts = ["random init", *out["pretraining"]]
-    lines = ["| start | " + " | ".join(t for _, t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-    for start in starts:
-        cells = []
-        for task, _ in tasks:
-            r = out["finetuning"].get(task, {}).get(start)
-            cells.append(f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}" if r else "not run")
-        lines.append(f"| {start} | " + " | ".join(cells) + " |")
-    lines += ["", "| pre-training | steps | PFLOPs | held-out end point | hidden spread (start -> end) |",
-              "|---|---|---|---|---|"]  # fmt: skip
-    for name, run in out["pretraining"].items():
-        objective = "mlm" if name == "MLM" else "electra"
-        final = run["final_eval"]
-        point = (
-            f"MLM accuracy {final['mlm_accuracy']:.3f}"
-            if objective == "mlm"
-            else f"disc AUC {final['disc_auc']:.3f}, generator accuracy {final['gen_accuracy']:.3f}"
-        )
-        start = (run.get("start_eval") or {}).get("hidden_spread")
-        spread = (
-            f"{start:.2f} -> {final['hidden_spread']:.2f}"
-            if start
-            else f"{final['hidden_spread']:.2f}"
-        )
-        pflops = run["steps"] * out["step_flops"][objective] / 1e15
-        lines.append(f"| {name} | {run['steps']} | {pflops:.2f} | {point} | {spread} |")
-    return "\n".join(lines)
+# --- the command ------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of every stage")
-    parser.add_argument("--seeds", type=int, default=None)
-    parser.add_argument("--pretrain_steps", type=int, default=None)
-    parser.add_argument("--num_layers", type=int, default=4)
-    parser.add_argument("--hidden_size", type=int, default=128)
-    parser.add_argument("--generator_fraction", type=float, default=0.25)
-    parser.add_argument("--pretrain_lr", type=float, default=1e-3)
-    # One fine-tuning recipe for every start point. The paper's Small recipe
-    # (lr 3e-4, layer-wise decay 0.8) suits encoders pre-trained for a million
-    # steps; after a few thousand it starves the lower layers (SST-2-like 1k,
-    # one seed: 57.3% with it, 66.6% at 1e-3 without decay, same checkpoint).
-    parser.add_argument("--finetune_lr", type=float, default=1e-3)
-    parser.add_argument("--random_init_lr", type=float, default=1e-3)
-    parser.add_argument("--layerwise_lr_decay", type=float, default=1.0)
+    parser.add_argument("--toy", action="store_true", help="every stage at a toy budget")
+    parser.add_argument("--work_dir", default=None,
+                        help="where the study keeps everything (default: ~/.cache/electra-tf-"
+                        "learning[-toy]); a rerun with the same one resumes")  # fmt: skip
     parser.add_argument(
-        "--electra_variants",
-        default='{"ELECTRA": {"disc_weight": 100}}',
-        help="JSON: name -> extra PretrainOptions of each ELECTRA run to compare, e.g. "
-        '\'{"ELECTRA": {}, "ELECTRA no sharing": {"embedding_sharing": "none"}}\'',
-    )
-    # Task-adaptive pre-training (Gururangan et al. 2020) runs many epochs over
-    # the task's own unlabelled text. Ten copies packed into full sequences (35%
-    # of the tokens) did not help at this budget (docs/pretraining.md), so the
-    # default stays one copy, one sentence per sequence.
-    parser.add_argument(
-        "--in_domain_repeats",
-        type=int,
-        default=1,
-        help="copies of the SST-2-like training sentences (text only) in the pre-training text",
+        "--out", default=None, help="the JSON (default: benchmarks/results_learning.json)"
     )
     parser.add_argument(
-        "--pack_documents",
-        action="store_true",
-        help="pack short documents into full sequences (build_pretraining_data's option)",
+        "--plot", default=None, help="the PNG (default: benchmarks/learning_curves.png)"
     )
-    parser.add_argument(
-        "--vocab",
-        default=DEFAULT_VOCAB,
-        help="WordPiece vocab for every model (uncased); e.g. a smaller one from "
-        "data_prep.build_vocab on the pre-training text",
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--work_dir", default=None)
-    parser.add_argument("--out", default=os.path.join(HERE, "results_learning.json"))
-    parser.add_argument("--plot", default=os.path.join(HERE, "learning_curves.png"))
-    parser.add_argument(
-        "--render", action="store_true", help="only print the tables of an existing --out file"
-    )
+    parser.add_argument("--stop_after", choices=("data", "pretrain", "finetune"), default=None,
+                        help="stop after this stage (a later rerun goes on)")  # fmt: skip
+    parser.add_argument("--render", action="store_true", help="only print the tables of --out")
+    parser.add_argument("--_stage", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_item", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    suffix = "-toy" if args.toy else ""
+    args.work_dir = os.path.abspath(
+        args.work_dir or os.path.expanduser(f"~/.cache/electra-tf-learning{suffix}")
+    )
+    out_path = args.out or os.path.join(HERE, "results_learning.json")
+    plot_path = args.plot or os.path.join(HERE, "learning_curves.png")
     if args.render:
-        with open(args.out) as f:
-            print(markdown(json.load(f)))
+        print(markdown(read_json(out_path)))
         return
     if not os.path.isdir(SHARED):
         sys.exit(f"shared data not found at {SHARED} (set ELECTRA_SHARED_DATA)")
     sys.path.insert(0, REPO)
-    from electra_tf.config import ElectraConfig
+    study = TOY if args.toy else FULL
+    work = args.work_dir
+    os.makedirs(os.path.join(work, "results"), exist_ok=True)
+    settings_file = os.path.join(work, "study.json")
+    if os.path.exists(settings_file) and read_json(settings_file) != json.loads(
+        json.dumps(dataclasses.asdict(study))
+    ):
+        sys.exit(
+            f"{work} holds a study with other settings ({settings_file}); use another --work_dir"
+        )
+    if args._stage:
+        data = read_json(os.path.join(work, "data.json"))
+        if args._stage == "pretrain":
+            pretrain(work, study, data, args._item)
+        else:
+            from electra_tf.vocab import Vocab
 
-    budget = QUICK if args.quick else FULL
-    if args.seeds:
-        budget = dataclasses.replace(budget, seeds=args.seeds)
-    if args.pretrain_steps:
-        budget = dataclasses.replace(budget, pretrain_steps=args.pretrain_steps)
-    variants = json.loads(args.electra_variants)
-    work = args.work_dir or tempfile.mkdtemp(prefix="electra-learning-")
-    os.makedirs(work, exist_ok=True)
+            steps = budgets(study, flops_per_step(study, Vocab.load(data["vocab"]).size))
+            finetune_worker(work, study, data, steps)
+        return
+    atomic_json(settings_file, dataclasses.asdict(study))
     t0 = time.time()
+    data = prepare_data(work, study)
+    atomic_json(os.path.join(work, "data.json"), data)
+    if args.stop_after == "data":
+        return
+    log(f"pre-training both objectives to {study.budgets[-1]:,} ELECTRA steps (equal FLOPs)")
+    run_workers(args, "pretrain", [*OBJECTIVES, *(f"electra+{v}" for v in VARIANTS)], study)
+    if args.stop_after == "pretrain":
+        return
+    for name in os.listdir(os.path.join(work, "results")):
+        if name.endswith(".claim"):  # runs in flight when the last invocation stopped
+            os.remove(os.path.join(work, "results", name))
     from electra_tf.vocab import Vocab
 
-    data = prepare_data(work, budget, args.in_domain_repeats, args.pack_documents, args.vocab)
-    config = ElectraConfig.from_preset(
-        "small",
-        vocab_size=Vocab.load(args.vocab).size,
-        num_layers=args.num_layers,
-        hidden_size=args.hidden_size,
-        num_heads=max(1, args.hidden_size // 64),
-        intermediate_size=4 * args.hidden_size,
-        embedding_size=128,
-        generator_fraction=args.generator_fraction,
-        max_position_embeddings=budget.seq_len,
-    )
-    masked = int(round(0.15 * budget.seq_len)) * budget.batch
-    flops = {
-        objective: step_flops(config, objective, budget.batch, budget.seq_len, masked)
-        for objective in ("electra", "mlm")
-    }
-    mlm_steps = int(round(budget.pretrain_steps * flops["electra"] / flops["mlm"]))
-    runs = {
-        name: pretrain(work, name, config, "electra", budget.pretrain_steps, budget, args, extra)
-        for name, extra in variants.items()
-    }
-    runs["MLM"] = pretrain(work, "MLM", config, "mlm", mlm_steps, budget, args, {})
-    for name, run in runs.items():
-        for point in run["curve"]:
-            point["pflops"] = point["step"] * flops["mlm" if name == "MLM" else "electra"] / 1e15
-    starts = {"random init": None, **{name: run["model_dir"] for name, run in runs.items()}}
-    epochs = {"sst2": budget.sst_epochs, "sst2_1k": budget.subset_epochs, "wnut": budget.ner_epochs}
-    scores: dict[str, dict] = {}
-    for task, data_dir in data.items():
-        for name, init in starts.items():
-            values = [
-                finetune(work, data_dir, init, config, seed, epochs[task], args)
-                for seed in range(budget.seeds)
-            ]
-            scores.setdefault(task, {})[name] = summarise(values)
-            print(f"{task:8s} {name:12s} {summarise(values)}", flush=True)
-    with open(os.path.join(SHARED, "sst2_like", "dev.tsv"), encoding="utf-8") as f:
-        dev_labels = [line.rstrip("\n").split("\t")[-1] for line in list(f)[1:] if line.strip()]
-    majority = max(dev_labels.count("0"), dev_labels.count("1")) / len(dev_labels)
-    out = {
-        "budget": dataclasses.asdict(budget),
-        "model": config.to_dict(),
-        "electra_variants": variants,
-        "vocab": {"file": os.path.abspath(args.vocab), "size": config.vocab_size},
-        "in_domain_repeats": args.in_domain_repeats,
-        "pack_documents": args.pack_documents,
-        "learning_rates": {
-            "pretrain": args.pretrain_lr,
-            "finetune_pretrained": args.finetune_lr,
-            "finetune_random_init": args.random_init_lr,
-            "layerwise_lr_decay": args.layerwise_lr_decay,
-        },
-        "step_flops": flops,
-        "pretraining": {
-            k: {kk: vv for kk, vv in v.items() if kk != "model_dir"} for k, v in runs.items()
-        },
-        "finetuning": scores,
-        "sst2_dev_majority_class": majority,
-        "metrics": {"sst2": "accuracy", "sst2_1k": "accuracy", "wnut": "entity F1"},
-        "seconds": time.time() - t0,
-    }
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=2)
-    plot({k: v["curve"] for k, v in runs.items()}, args.plot)
+    steps = budgets(study, flops_per_step(study, Vocab.load(data["vocab"]).size))
+    run_workers(args, "finetune", [str(i) for i in range(study.workers)], study)
+    if args.stop_after == "finetune":
+        return
+    out = report(work, study, data)
+    out["seconds_this_invocation"] = time.time() - t0
+    atomic_json(out_path, out)
+    plot(out, plot_path)
     print(markdown(out))
-    print(f"wrote {args.out} and {args.plot} in {out['seconds'] / 60:.1f} min")
+    log(f"wrote {out_path} and {plot_path}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import sys
 from typing import Any
 
@@ -63,8 +64,19 @@ class Settings:
     doc_stride: int = 128
     max_query_length: int = 64
     double_unordered: bool | None = None  # None: the task's (the reference's) choice
+    validation_size: int = 0
+    max_train_examples: int = 0
+    split_seed: int = 0
 
     def validate(self) -> None:
+        for name in ("validation_size", "max_train_examples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.task in SQUAD_TASKS and (self.validation_size or self.max_train_examples):
+            raise ValueError(
+                "--validation_size/--max_train_examples: not for SQuAD (its questions share "
+                "paragraphs, so a split by question leaks text); split the JSON by article"
+            )
         if self.task not in TASKS:
             raise ValueError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.max_seq_length is None:
@@ -115,6 +127,52 @@ def define_flags() -> None:
         "Pair tasks: also train on each pair with its sentences swapped. Unset: the "
         "reference's choice (on for mrpc and sts-b).",
     )
+    flags.DEFINE_integer(
+        "validation_size",
+        0,
+        "Carve this many examples (sentences for conll) out of the training file, by a "
+        "--split_seed shuffle, into a `validation` split for model selection, so the dev set "
+        "is only ever used for the final report. 0: none.",
+    )
+    flags.DEFINE_integer(
+        "max_train_examples",
+        0,
+        "Keep this many training examples (after --validation_size is carved), drawn by the "
+        "same shuffle, so a smaller set is a subset of every larger one. 0: all.",
+    )
+    flags.DEFINE_integer(
+        "split_seed", 0, "Seed of the --validation_size/--max_train_examples shuffle."
+    )
+
+
+def carve(items: list, settings: Settings, source: str) -> tuple[list, list]:
+    """(train, validation) from the training examples: one `split_seed`
+    shuffle, the first `validation_size` to validation, then the first
+    `max_train_examples` of the rest (all with 0) to train."""
+    wanted = settings.validation_size + settings.max_train_examples
+    if wanted > len(items):
+        raise ValueError(
+            f"{source}: {len(items)} training examples, fewer than --validation_size="
+            f"{settings.validation_size} plus --max_train_examples={settings.max_train_examples}"
+        )
+    if not (settings.validation_size or settings.max_train_examples):
+        return items, []
+    order = list(items)
+    random.Random(settings.split_seed).shuffle(order)
+    validation, rest = order[: settings.validation_size], order[settings.validation_size :]
+    return rest[: settings.max_train_examples or len(rest)], validation
+
+
+def _with_validation(items_by_split: dict, settings: Settings, splits: dict) -> dict:
+    train, validation = carve(items_by_split["train"], settings, splits["train"])
+    if not validation:
+        return dict(items_by_split, train=train)
+    splits["validation"] = splits["train"]
+    return {
+        "train": train,
+        "validation": validation,
+        **{k: v for k, v in items_by_split.items() if k != "train"},
+    }
 
 
 def _feature(value):
@@ -316,6 +374,12 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
         "vocab_file": os.path.abspath(settings.vocab),
         "splits": {},
     }
+    if settings.validation_size or settings.max_train_examples:
+        info["carved_from_train"] = {
+            "validation_size": settings.validation_size,
+            "max_train_examples": settings.max_train_examples,
+            "split_seed": settings.split_seed,
+        }
     if task in SQUAD_TASKS:
         info.update(
             kind="span",
@@ -346,7 +410,9 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             print(f"{split}: {len(examples)} questions -> {len(records)} features", file=stream)
     elif task == "conll":
         sentences = {split: readers.read_conll(path) for split, path in splits.items()}
+        # The label set of the whole training file, whatever part of it is kept.
         labels = _label_list(settings, [t for s in sentences["train"] for t in s.tags], None)
+        sentences = _with_validation(sentences, settings, splits)
         label_ids = {label: i for i, label in enumerate(labels)}
         info.update(kind="tagging", labels=labels, main_metric="entity_f1")
         for split, items in sentences.items():
@@ -380,6 +446,8 @@ def build(settings: Settings, stream=sys.stdout) -> dict[str, Any]:
             labels = _label_list(
                 settings, [e.label for e in examples["train"]], glue.labels if glue else None
             )
+        examples = _with_validation(examples, settings, splits)
+        if not regression:
             label_ids = {label: i for i, label in enumerate(labels)}
             if len(labels) < 2:
                 raise ValueError(f"{splits['train']}: needs at least 2 labels, found {labels}")

@@ -25,7 +25,7 @@ _STAGE_FLAGS = {
     "skip_corrupt_records mask_rate dynamic_masking whole_word_masking",
     "model": "model_size model_overrides vocab_size objective gen_weight disc_weight "
     "disc_bias_init temperature temperature_start temperature_anneal_steps "
-    "embedding_sharing task_head",
+    "embedding_sharing task_head freeze_encoder dropout",
     "optimisation": "train_batch_size grad_accum_steps num_train_steps num_train_epochs "
     "optimizer learning_rate warmup_steps warmup_proportion lr_decay_power weight_decay "
     "adam_beta1 adam_beta2 adam_epsilon adam_bias_correction clip_norm layerwise_lr_decay "
@@ -33,7 +33,7 @@ _STAGE_FLAGS = {
     "checkpoints": "model_dir init_checkpoint save_checkpoints_steps keep_checkpoint_max "
     "max_steps_per_run keep_best",
     "evaluation": "eval_batch_size eval_every_steps num_eval_steps log_every_steps "
-    "n_best_size max_answer_length null_score_diff_threshold",
+    "n_best_size max_answer_length null_score_diff_threshold eval_every_epoch",
     "distribution": "distribution_strategy num_gpus tpu all_reduce_alg mixed_precision "
     "steps_per_execution fast_kernels jit_compile",
 }
@@ -342,6 +342,24 @@ def define_finetune_flags() -> None:
         "needed to convert the result to HF).",
     )
     flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear warmup.")
+    flags.DEFINE_boolean(
+        "freeze_encoder",
+        False,
+        "Train the head alone on the encoder's fixed features (no dropout in the encoder): a "
+        "linear probe of what pre-training learned.",
+    )
+    flags.DEFINE_float(
+        "dropout",
+        None,
+        "Dropout for fine-tuning. Unset: the model's (--init_checkpoint's config, e.g. 0 after "
+        "pre-training without dropout; 0.1 for --model_size).",
+    )
+    flags.DEFINE_boolean(
+        "eval_every_epoch",
+        True,
+        "Evaluate after every epoch; --noeval_every_epoch: after the last step only (cheaper "
+        "for many short epochs; the reported result is the final evaluation either way).",
+    )
     flags.DEFINE_float(
         "layerwise_lr_decay",
         0.8,

@@ -7,6 +7,7 @@ import io
 import json
 import pathlib
 
+import numpy as np
 import pytest
 from helpers import REPO, run_cli
 
@@ -291,3 +292,41 @@ def test_bfloat16_finetuning_reaches_the_float32_dev_accuracy(sst2_data, sst2_cl
     # The weights stayed float32 (mixed precision computes in bf16 only).
     model, _ = load_task_model(str(tmp_path / "bf16" / "final"))
     assert all(v.dtype == "float32" for v in model.weights)
+
+
+def test_freeze_encoder_trains_the_head_alone_on_dropout_free_features(
+    sst2, pretrained_tiny, tmp_path
+):
+    """A linear probe: only the head is trainable, the encoder ends exactly as
+    pre-training left it and runs without dropout even in training; one
+    evaluation, at the end."""
+    from electra_tf.checkpoints import find_tower, load_encoder
+    from electra_tf.tasks.info import load_info
+
+    options = _options(sst2, tmp_path / "probe", init_checkpoint=pretrained_tiny,
+                       freeze_encoder=True, num_train_epochs=0.2, eval_every_epoch=False,
+                       dropout=0.5)  # fmt: skip
+    model, _ = build_model(options, load_info(sst2))
+    assert model.trainable_variables and all(
+        "/electra/" not in v.path for v in model.trainable_variables
+    )
+    seen = []
+    encoder_call = model.backbone.call
+
+    def spy(*args, training=None, **kwargs):
+        seen.append(training)
+        return encoder_call(*args, training=training, **kwargs)
+
+    model.backbone.call = spy
+    features = {k: np.ones((2, 16), "int32") for k in ("input_ids", "input_mask")}
+    features["segment_ids"] = np.zeros((2, 16), "int32")
+    model(features, training=True)
+    assert seen == [False]  # the frozen encoder never runs its dropout
+
+    history = run_finetuning(options, stream=DEVNULL)
+    assert [e["step"] for e in history["evaluations"]] == [history["step"]]  # the end only
+    after, _ = load_task_model(str(tmp_path / "probe" / "final"))
+    assert after.config.dropout == 0.5  # --dropout overrides the checkpoint's
+    tower = load_encoder(find_tower(pretrained_tiny))
+    for b, a in zip(tower.weights, after.backbone.weights):
+        np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=a.path)

@@ -312,3 +312,55 @@ def test_a_one_megabyte_cell_is_read_and_truncated(tmp_path, vocab_path):
     features, _ = _first_batch(out, info, split="train")
     assert features["input_mask"].sum(axis=1).max() == 16  # cut to max_seq_length
     assert info["splits"]["train"]["features"] == 2
+
+
+def _sentences(out, info, split):
+    """The token ids of every example of a split, as tuples (order-free comparisons)."""
+    data = finetune_dataset(out, info, split, 10_000, training=False)
+    return {tuple(row) for features, _ in data for row in features["input_ids"].numpy()}
+
+
+def test_validation_is_carved_from_train_and_smaller_sets_nest(tmp_path, shared_data, vocab_path):
+    sst = shared_data / "sst2_like"
+    full_info, full = _build(tmp_path, vocab_path, "sst-2", sst, max_seq_length=64)
+    carved = {}
+    for count in (100, 300):
+        out = tmp_path / f"carved-{count}"
+        info = build(
+            Settings(
+                "sst-2",
+                str(sst),
+                str(out),
+                vocab_path,
+                max_seq_length=64,
+                validation_size=200,
+                max_train_examples=count,
+            ),  # fmt: skip
+            stream=io.StringIO(),
+        )
+        assert info["splits"]["train"]["examples"] == count
+        assert info["splits"]["validation"]["examples"] == 200
+        assert info["carved_from_train"]["max_train_examples"] == count
+        carved[count] = {s: _sentences(str(out), info, s) for s in ("train", "validation", "dev")}
+    everything = _sentences(full, full_info, "train")
+    for sets in carved.values():
+        assert not sets["train"] & sets["validation"]  # no example in both
+        assert sets["validation"] <= everything and sets["train"] <= everything
+        assert sets["dev"] == _sentences(full, full_info, "dev")  # dev untouched
+    assert carved[100]["validation"] == carved[300]["validation"]
+    assert carved[100]["train"] <= carved[300]["train"]  # a smaller set is a subset
+
+
+def test_carving_keeps_the_whole_label_set_and_names_the_flags(tmp_path, vocab_path):
+    _write(tmp_path / "train.conll", "a\tB-x\n\nb\tO\n\nc\tB-y\n\nd\tO\n\n")
+    _write(tmp_path / "dev.conll", "a\tB-y\n")
+    info, _ = _build(tmp_path, vocab_path, "conll", tmp_path, validation_size=1,
+                     max_train_examples=1)  # fmt: skip
+    assert sorted(info["labels"]) == ["B-x", "B-y", "O"]  # of the whole file, not the one kept
+    assert info["splits"]["validation"]["examples"] == 1
+    with pytest.raises(
+        ValueError, match="fewer than --validation_size=3 plus --max_train_examples=2"
+    ):
+        _build(tmp_path, vocab_path, "conll", tmp_path, validation_size=3, max_train_examples=2)
+    with pytest.raises(ValueError, match="--validation_size/--max_train_examples: not for SQuAD"):
+        _build(tmp_path, vocab_path, "squad_v1", tmp_path, validation_size=3)

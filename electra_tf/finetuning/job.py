@@ -78,6 +78,9 @@ class FinetuneOptions(RunOptions):
     n_best_size: int = 20
     max_answer_length: int = 30
     null_score_diff_threshold: float | None = None  # None: the head's (SpanTask)
+    freeze_encoder: bool = False  # train the head alone on fixed features (a linear probe)
+    dropout: float | None = None  # None: the model's (the checkpoint's config)
+    eval_every_epoch: bool = True  # False: evaluate the final step only
 
     def validate(self) -> None:
         super().validate()
@@ -90,6 +93,8 @@ class FinetuneOptions(RunOptions):
             raise ValueError(
                 f"--loss_reduction must be one of {LOSS_REDUCTIONS}, got {self.loss_reduction!r}"
             )
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not 0 < self.layerwise_lr_decay <= 1:
             raise ValueError(
                 f"--layerwise_lr_decay must be in (0, 1], got {self.layerwise_lr_decay}"
@@ -118,6 +123,8 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
             raise ValueError("random init needs a config (--model_size) or --init_checkpoint")
         config = options.config
         source = "random init"
+    if options.dropout is not None:
+        config = dataclasses.replace(config, dropout=options.dropout)
     if config.vocab_size != info["vocab_size"]:
         raise ValueError(
             f"the model's vocab_size={config.vocab_size} ({source}) but the data in "
@@ -139,6 +146,7 @@ def build_model(options: FinetuneOptions, info: dict[str, Any]) -> tuple[Electra
         grad_accum_steps=options.grad_accum_steps,
         clip_norm=options.clip_norm,
         jit_compile=options.jit_compile,
+        freeze_encoder=options.freeze_encoder,
     )
     model.build()
     if options.init_checkpoint:
@@ -230,9 +238,14 @@ class _Schedule:
         steps_per_epoch = max(1, math.ceil(train_features / options.train_batch_size))
         epochs = options.num_train_epochs or info.get("default_epochs", DEFAULT_EPOCHS)
         total = max(1, int(round(epochs * steps_per_epoch)))
-        return cls(steps_per_epoch, total, int(options.warmup_proportion * total))
+        warmup = int(options.warmup_proportion * total)
+        return cls(steps_per_epoch, total, warmup, options.eval_every_epoch)
+
+    every_epoch: bool = True
 
     def next_event(self, step: int) -> int:
+        if not self.every_epoch:
+            return self.total_steps
         return min((step // self.steps_per_epoch + 1) * self.steps_per_epoch, self.total_steps)
 
 
@@ -333,7 +346,8 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
             f"Fine-tuning {info['task']} ({info['kind']}), encoder from {source}",
             f"{info['splits']['train']['features']:,} train features in {options.data_dir}, "
             f"{schedule.total_steps} steps ({schedule.steps_per_epoch}/epoch), evaluated "
-            f"every epoch on {info['main_metric']}",
+            f"{'every epoch' if options.eval_every_epoch else 'at the end'} on "
+            f"{info['main_metric']}" + (", the encoder frozen" if options.freeze_encoder else ""),
         )
         history = _History(options, info, engine.chief)
         evaluator = Evaluator(model, options, info)

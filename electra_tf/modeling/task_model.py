@@ -43,6 +43,9 @@ class ElectraTaskModel(StepModel):
             Adam is nearly invariant to the loss scale; the 1.0 clip is not,
             so this changes how often updates are clipped.
         seed, grad_accum_steps, clip_norm, jit_compile: See `StepModel`.
+        freeze_encoder: Train the head alone: the encoder's weights are not
+            trainable and it runs in inference mode (no dropout), so the head
+            reads fixed features (a linear probe with the reference head).
 
     Call returns a dict: `logits` ([batch, labels]; [batch, length, labels]
     for tagging; [batch, 1] for regression) or, for span,
@@ -71,6 +74,7 @@ class ElectraTaskModel(StepModel):
         grad_accum_steps: int = 1,
         clip_norm: float = 1.0,
         jit_compile: bool = False,
+        freeze_encoder: bool = False,
         **kwargs,
     ):
         if isinstance(task, dict):  # from get_config
@@ -99,6 +103,9 @@ class ElectraTaskModel(StepModel):
         self.head = task.build_head(
             config, num_labels, with_null, self.dtype_policy, self.head_type
         )
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.backbone.trainable = False
         self._task_loss = keras.metrics.Mean(name="loss")
 
     def build(self, input_shape=None):
@@ -110,7 +117,8 @@ class ElectraTaskModel(StepModel):
         return self._outputs(inputs, None, training)
 
     def _outputs(self, features, labels, training):
-        sequence = self.backbone(features, training=training)
+        # A frozen encoder gives fixed features: no dropout in it either.
+        sequence = self.backbone(features, training=False if self.freeze_encoder else training)
         return self.task.head_outputs(self.head, sequence, features, labels, training)
 
     # --- the engine's step ----------------------------------------------------------
@@ -152,6 +160,7 @@ class ElectraTaskModel(StepModel):
             "with_null": self.with_null,
             "head": self.head_type,
             "loss_reduction": self.loss_reduction,
+            "freeze_encoder": self.freeze_encoder,
             "name": self.name,
         }
 

@@ -1,0 +1,121 @@
+"""The learning study (benchmarks/learning.py) end to end at its toy budget:
+every stage runs, the protocol picks each learning rate on validation and
+reports dev, the fine-tuning runs are `electra_tf.finetune`'s, and a rerun
+resumes instead of redoing."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO, cli_env
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = os.path.join(REPO, "benchmarks", "learning.py")
+
+
+def _study(work, out, png, shared):
+    command = [sys.executable, SCRIPT, "--toy", f"--work_dir={work}", f"--out={out}",
+               f"--plot={png}"]  # fmt: skip
+    env = cli_env(ELECTRA_SHARED_DATA=str(shared))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out) as f:
+        return json.load(f), done.stdout
+
+
+def _results(work):
+    folder = os.path.join(work, "results")
+    return {
+        name: os.stat(os.path.join(folder, name)).st_mtime_ns
+        for name in os.listdir(folder)
+        if name.endswith(".json")
+    }
+
+
+@pytest.fixture(scope="module")
+def toy(shared_data, tmp_path_factory):
+    base = tmp_path_factory.mktemp("learning")
+    work, out, png = base / "work", base / "out.json", base / "out.png"
+    result, stdout = _study(work, out, png, shared_data)
+    return work, out, png, result, stdout, shared_data
+
+
+def test_every_stage_reports(toy):
+    work, _, png, out, stdout, _ = toy
+    study = out["study"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name, objective in (("ELECTRA", "disc_auc"), ("MLM", "mlm_accuracy")):
+        run = out["pretraining"][name]
+        assert len(run["steps"]) == len(study["budgets"])
+        assert run["curve"] and all(objective in point for point in run["curve"])
+        assert run["tokens_seen"] > 0 and run["epochs_over_corpus"] > 0
+    # Equal FLOPs: MLM's steps cost what ELECTRA's do.
+    assert out["pretraining"]["MLM"]["pflops"] == pytest.approx(
+        out["pretraining"]["ELECTRA"]["pflops"], rel=0.03
+    )
+    assert "disc_auc" in out["recipe_checks"]["ELECTRA, dropout"]
+    largest = [f"electra-{study['budgets'][-1]}", f"mlm-{out['pretraining']['MLM']['steps'][-1]}"]
+    for task, _ in study["epochs"]:
+        assert {"random", *largest} <= set(out["finetuning"][task]), task
+        assert task in out["crossover"]
+    smallest = f"electra-{study['budgets'][0]}"
+    assert smallest in out["finetuning"]["sst2_100"]  # the curve task at every budget
+    assert "| ELECTRA 40 steps |" in stdout and "| random init |" in stdout
+
+
+def test_the_rate_is_chosen_on_validation_and_dev_is_reported(toy):
+    work, _, _, out, _, _ = toy
+    study = out["study"]
+    for task, by_start in out["finetuning"].items():
+        for start, cell in by_start.items():
+            sweep = cell["sweep"]
+            assert len(sweep) == (1 if start == "random" or task.startswith("probe") else 2)
+            runs = {}
+            for name in os.listdir(os.path.join(work, "results")):
+                if name.startswith(f"{task}__{start}__") and name.endswith(".json"):
+                    with open(os.path.join(work, "results", name)) as f:
+                        r = json.load(f)
+                    runs.setdefault(r["run"]["lr"], []).append(r)
+            swept = {
+                lr: statistics.mean(r["validation"] for r in rs if r["run"]["seed"] < 1)
+                for lr, rs in runs.items()
+            }
+            assert cell["lr"] == max(sorted(swept), key=swept.get)  # ties: the smaller rate
+            chosen = sorted(runs[cell["lr"]], key=lambda r: r["run"]["seed"])
+            assert len(chosen) == study["seeds"]  # every seed at the chosen rate
+            assert cell["dev"]["runs"] == [r["dev"] for r in chosen]
+            assert cell["dev"]["mean"] == pytest.approx(statistics.mean(cell["dev"]["runs"]))
+
+
+def test_runs_use_the_finetune_command_flags(toy):
+    """The recorded command line of a run is valid for python -m electra_tf.finetune."""
+    from absl import flags
+
+    from electra_tf import flags as electra_flags
+
+    electra_flags.define_finetune_flags()
+    out = toy[3]
+    for flag in out["example_finetune_flags"]:
+        name = flag.lstrip("-").split("=")[0]
+        name = name[2:] if name.startswith("no") and name[2:] in flags.FLAGS else name
+        assert name in flags.FLAGS, flag
+    assert "--freeze_encoder" not in out["example_finetune_flags"]
+
+
+def test_a_rerun_resumes_and_redoes_only_what_is_missing(toy):
+    work, out_path, png, out, _, shared = toy
+    before = _results(work)
+    lost = sorted(before)[0]
+    os.remove(os.path.join(work, "results", lost))
+    again, _ = _study(work, out_path, png, shared)
+    after = _results(work)
+    assert set(after) == set(before)
+    redone = {name for name in after if after[name] != before[name]}
+    assert redone == {lost}
+    assert again["finetuning"] == out["finetuning"]  # the same seeds give the same numbers
