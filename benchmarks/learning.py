@@ -591,7 +591,7 @@ def run_workers(args, stage: str, items: list[str], study: Study) -> None:
     env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
                OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")  # fmt: skip
     base = [sys.executable, os.path.abspath(__file__), f"--work_dir={args.work_dir}",
-            f"--_stage={stage}"] + (["--toy"] if args.toy else [])  # fmt: skip
+            f"--_stage={stage}", f"--study={args.study}"] + (["--toy"] if args.toy else [])  # fmt: skip
     procs = [subprocess.Popen(base + [f"--_item={item}"], env=env) for item in items]
     try:
         codes = [None] * len(procs)
@@ -770,7 +770,7 @@ def markdown(out: dict) -> str:
         for task in tasks:
             cell = table[task].get(start)
             cells.append(f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f} "
-                         f"({cell['lr']:g})" if cell else "")  # fmt: skip
+                         f"({cell['lr']:g})" if cell else "not run")  # fmt: skip
         pf = out["pflops_of_start"].get(start, 0.0)
         lines.append(f"| {start_label(start)} | {pf:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "| pre-training | steps | PFLOPs | tokens seen | epochs | held-out end point |",
@@ -847,6 +847,13 @@ def plot(out: dict, path: str) -> None:
 # --- the command ------------------------------------------------------------------
 
 
+def _as_field(value):
+    """JSON lists as the tuples Study's fields are."""
+    if isinstance(value, list):
+        return tuple(_as_field(v) for v in value)
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--toy", action="store_true", help="every stage at a toy budget")
@@ -861,6 +868,9 @@ def main() -> None:
     )
     parser.add_argument("--stop_after", choices=("data", "pretrain", "finetune"), default=None,
                         help="stop after this stage (a later rerun goes on)")  # fmt: skip
+    parser.add_argument("--study", default="{}",
+                        help='JSON of Study fields to change, e.g. \'{"budgets": [6000, 24000]}\' '
+                        "(a study with other settings needs its own --work_dir)")  # fmt: skip
     parser.add_argument("--render", action="store_true", help="only print the tables of --out")
     parser.add_argument("--_stage", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_item", default=None, help=argparse.SUPPRESS)
@@ -878,6 +888,11 @@ def main() -> None:
         sys.exit(f"shared data not found at {SHARED} (set ELECTRA_SHARED_DATA)")
     sys.path.insert(0, REPO)
     study = TOY if args.toy else FULL
+    try:
+        changes = json.loads(args.study)
+        study = dataclasses.replace(study, **{k: _as_field(v) for k, v in changes.items()})
+    except (ValueError, TypeError) as e:
+        sys.exit(f"--study: {e}")
     work = args.work_dir
     os.makedirs(os.path.join(work, "results"), exist_ok=True)
     settings_file = os.path.join(work, "study.json")
