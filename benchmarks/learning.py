@@ -678,7 +678,7 @@ def report(work: str, study: Study, data: dict) -> dict:
     flops = flops_per_step(study, vocab_size)
     steps = budgets(study, flops)
     results_dir = os.path.join(work, "results")
-    results = []
+    results, not_run = [], []
     for tier in cells(study, steps):
         for cell in tier:
             runs = sweep_runs(study, [cell])
@@ -687,6 +687,8 @@ def report(work: str, study: Study, data: dict) -> dict:
             paths = [os.path.join(results_dir, r.key + ".json") for r in runs]
             if all(os.path.exists(p) for p in paths):  # a cell stopped half-way is left out
                 results += [read_json(p) for p in paths]
+            else:
+                not_run.append(list(cell))
     table = select(results, study.sweep_seeds)
     pflops = {f"{o}-{s}": s * flops[o] / 1e15 for o in OBJECTIVES for s in steps[o]}
     pretraining = {}
@@ -728,6 +730,9 @@ def report(work: str, study: Study, data: dict) -> dict:
         "pretraining": pretraining,
         "recipe_checks": recipe,
         "finetuning": table,
+        "cells_not_run": not_run,
+        "finetuning_runs": len(results),
+        "finetuning_seconds": sum(r.get("seconds", 0.0) for r in results),
         "crossover": crossovers,
         "pflops_of_start": pflops,
         "example_finetune_flags": finetune_flags(example),
@@ -872,6 +877,8 @@ def main() -> None:
                         help='JSON of Study fields to change, e.g. \'{"budgets": [6000, 24000]}\' '
                         "(a study with other settings needs its own --work_dir)")  # fmt: skip
     parser.add_argument("--render", action="store_true", help="only print the tables of --out")
+    parser.add_argument("--report", action="store_true",
+                        help="only write --out and --plot from the runs --work_dir has done so far")  # fmt: skip
     parser.add_argument("--_stage", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_item", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -912,8 +919,10 @@ def main() -> None:
             steps = budgets(study, flops_per_step(study, Vocab.load(data["vocab"]).size))
             finetune_worker(work, study, data, steps)
         return
+    if args.report:
+        _write_report(work, study, read_json(os.path.join(work, "data.json")), out_path, plot_path)
+        return
     atomic_json(settings_file, dataclasses.asdict(study))
-    t0 = time.time()
     data = prepare_data(work, study)
     atomic_json(os.path.join(work, "data.json"), data)
     if args.stop_after == "data":
@@ -931,8 +940,11 @@ def main() -> None:
     run_workers(args, "finetune", [str(i) for i in range(study.workers)], study)
     if args.stop_after == "finetune":
         return
+    _write_report(work, study, data, out_path, plot_path)
+
+
+def _write_report(work: str, study: Study, data: dict, out_path: str, plot_path: str) -> None:
     out = report(work, study, data)
-    out["seconds_this_invocation"] = time.time() - t0
     atomic_json(out_path, out)
     plot(out, plot_path)
     print(markdown(out))
