@@ -231,6 +231,7 @@ class _Schedule:
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int
+    every_epoch: bool = True  # False: one evaluation, after the last step
 
     @classmethod
     def of(cls, options: FinetuneOptions, info: dict[str, Any]) -> _Schedule:
@@ -240,8 +241,6 @@ class _Schedule:
         total = max(1, int(round(epochs * steps_per_epoch)))
         warmup = int(options.warmup_proportion * total)
         return cls(steps_per_epoch, total, warmup, options.eval_every_epoch)
-
-    every_epoch: bool = True
 
     def next_event(self, step: int) -> int:
         if not self.every_epoch:
