@@ -431,7 +431,8 @@ def cells(study: Study, steps: dict[str, list[int]]) -> list[list[tuple[str, str
     the other tasks at the largest budget, then the budgets between."""
     tasks = [task for task, _ in study.epochs]
     curve = [t for t in tasks if t in study.curve_tasks]
-    others = [t for t in tasks if t not in curve]
+    # The probes first among the rest: cheap, and they say what the encoder holds.
+    others = sorted((t for t in tasks if t not in curve), key=lambda t: not t.startswith("probe_"))
 
     def at(index: int) -> list[str]:
         return [f"{o}-{steps[o][index]}" for o in OBJECTIVES]
@@ -539,6 +540,8 @@ def finetune_one(work: str, study: Study, data: dict, run: Run) -> dict:
 
     options = finetune_options(work, study, data, run)
     history = run_finetuning(options, stream=io.StringIO())
+    if history.get("preempted"):  # saved where it stopped; the next invocation resumes it
+        raise SystemExit(143)
     final = history["final"]  # the final step, never the best
     main = read_json(os.path.join(options.data_dir, "finetune_info.json"))["main_metric"]
     shutil.rmtree(options.model_dir, ignore_errors=True)
@@ -551,38 +554,53 @@ def finetune_one(work: str, study: Study, data: dict, run: Run) -> dict:
 
 
 def finetune_worker(work: str, study: Study, data: dict, steps: dict[str, list[int]]) -> None:
-    """Every tier in order: its sweep, then (once every worker's sweep runs are
-    in) its remaining seeds; each run taken by whichever worker claims it first."""
+    """Runs whatever is first in line until every run is done: cell by cell in
+    tier order, a cell's sweep, then its remaining seeds once the sweep is in
+    (no worker waits for a whole tier, so a stopped study has whole cells)."""
     results = os.path.join(work, "results")
-    for number, tier in enumerate(cells(study, steps), 1):
-        sweep = sweep_runs(study, tier)
-        log(f"fine-tuning, tier {number}: {len(sweep)} sweep runs of {len(tier)} cells")
-        _take(work, study, data, sweep)
-        _wait_for(results, sweep)
-        _take(work, study, data, seed_runs(study, tier, results))
-        _wait_for(results, seed_runs(study, tier, results))
-
-
-def _wait_for(results: str, runs: list[Run]) -> None:
-    while not all(os.path.exists(os.path.join(results, r.key + ".json")) for r in runs):
-        time.sleep(0.5)
-
-
-def _take(work: str, study: Study, data: dict, runs: list[Run]) -> None:
-    results = os.path.join(work, "results")
-    for run in runs:
-        path = os.path.join(results, run.key + ".json")
-        if os.path.exists(path):
-            continue
-        try:
-            os.close(os.open(path + ".claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
+    order = [cell for tier in cells(study, steps) for cell in tier]
+    log(f"fine-tuning {len(order)} (task, start) cells")
+    while True:
+        run, pending = _next_run(study, order, results)
+        if run is None and not pending:
+            return
+        if run is None:  # the rest waits on sweeps another worker is running
+            time.sleep(0.5)
             continue
         t0 = time.time()
         result = finetune_one(work, study, data, run)
         result["seconds"] = time.time() - t0
+        path = os.path.join(results, run.key + ".json")
         atomic_json(path, result)
         os.remove(path + ".claim")
+
+
+def _next_run(study: Study, order: list, results: str) -> tuple[Run | None, bool]:
+    """(the first run nobody has claimed that can start, whether any run is
+    still not done); the run returned is claimed."""
+    pending = False
+
+    def done(run: Run) -> bool:
+        return os.path.exists(os.path.join(results, run.key + ".json"))
+
+    for cell in order:
+        sweep = sweep_runs(study, [cell])
+        runs = sweep
+        if all(done(r) for r in sweep):
+            runs = seed_runs(study, [cell], results)
+        for run in runs:
+            if done(run):
+                continue
+            pending = True
+            try:
+                path = os.path.join(results, run.key + ".json.claim")
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return run, True
+            except FileExistsError:
+                continue
+        if runs is sweep:
+            pending = True  # its seeds are still to come
+    return None, pending
 
 
 def run_workers(args, stage: str, items: list[str], study: Study) -> None:
