@@ -427,8 +427,9 @@ class Run:
 def cells(study: Study, steps: dict[str, list[int]]) -> list[list[tuple[str, str]]]:
     """The (task, start) pairs to fine-tune, in tiers, the most telling first
     (a stopped study has its tiers done in order): the curve tasks at the
-    largest budget, then at the smallest (the two ends of the curve), then
-    the other tasks at the largest budget, then the budgets between."""
+    largest budget; the first probe there; the curve tasks at the smallest
+    budget (the curve's other end); the other tasks at the largest budget;
+    the budgets between."""
     tasks = [task for task, _ in study.epochs]
     curve = [t for t in tasks if t in study.curve_tasks]
     # The probes first among the rest: cheap, and they say what the encoder holds.
@@ -440,8 +441,9 @@ def cells(study: Study, steps: dict[str, list[int]]) -> list[list[tuple[str, str
     between = [f"{o}-{n}" for o in OBJECTIVES for n in steps[o][1:-1]]
     tiers = [
         [(t, s) for t in curve for s in ("random", *at(-1))],
+        [(t, s) for t in others[:1] for s in ("random", *at(-1))],
         [(t, s) for t in curve for s in at(0)] if len(study.budgets) > 1 else [],
-        [(t, s) for t in others for s in ("random", *at(-1))],
+        [(t, s) for t in others[1:] for s in ("random", *at(-1))],
         [(t, s) for t in curve for s in between],
     ]
     return [tier for tier in tiers if tier]
