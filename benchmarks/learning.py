@@ -41,6 +41,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+from electra_tf.io_utils import atomic_write_json, atomic_write_text  # noqa: E402
+
 SHARED = os.environ.get("ELECTRA_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
 # The pre-training text: every shared corpus but the held-out one, and the
 # training files' text of the two tasks (their labels are never read).
@@ -141,13 +144,6 @@ def log(message: str) -> None:
     print(f"[learning {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def atomic_json(path: str, value) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
-
-
 def read_json(path: str):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -198,7 +194,7 @@ def _task_text(work: str) -> list[str]:
         with open(os.path.join(SHARED, "sst2_like", "train.tsv"), encoding="utf-8") as f:
             next(f)
             lines = [line.split("\t")[0] + "\n" for line in f if line.strip()]
-        _write_text(sst, lines)
+        atomic_write_text(sst, "".join(lines))
     wnut = os.path.join(out, "wnut_train_text.txt")
     if not os.path.exists(wnut):
         tweets, words = [], []
@@ -209,14 +205,8 @@ def _task_text(work: str) -> list[str]:
                 elif words:
                     tweets.append(" ".join(words) + "\n")
                     words = []
-        _write_text(wnut, tweets)
+        atomic_write_text(wnut, "".join(tweets))
     return [sst, wnut]
-
-
-def _write_text(path: str, lines: list[str]) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.writelines(lines)
-    os.replace(path + ".tmp", path)
 
 
 def prepare_data(work: str, study: Study) -> dict:
@@ -239,7 +229,7 @@ def prepare_data(work: str, study: Study) -> dict:
     if not os.path.exists(held_out):
         with gzip.open(os.path.join(SHARED, "corpus", f"{HELD_OUT}.txt.gz"), "rt") as f:
             text = f.read(study.held_out_chars)
-        _write_text(held_out, [text[: text.rfind(" ")] + "\n"])
+        atomic_write_text(held_out, text[: text.rfind(" ")] + "\n")
     common = dict(vocab=vocab, max_seq_length=study.seq_len, masking="none", pack_documents=True)
     pretrain = {}
     for name, sources, shards in (("train", inputs, 8), ("held_out", (held_out,), 1)):
@@ -573,7 +563,7 @@ def finetune_worker(work: str, study: Study, data: dict, steps: dict[str, list[i
         result = finetune_one(work, study, data, run)
         result["seconds"] = time.time() - t0
         path = os.path.join(results, run.key + ".json")
-        atomic_json(path, result)
+        atomic_write_json(path, result)
         os.remove(path + ".claim")
 
 
@@ -942,9 +932,9 @@ def main() -> None:
     if args.report:
         _write_report(work, study, read_json(os.path.join(work, "data.json")), out_path, plot_path)
         return
-    atomic_json(settings_file, dataclasses.asdict(study))
+    atomic_write_json(settings_file, dataclasses.asdict(study))
     data = prepare_data(work, study)
-    atomic_json(os.path.join(work, "data.json"), data)
+    atomic_write_json(os.path.join(work, "data.json"), data)
     if args.stop_after == "data":
         return
     log(f"pre-training both objectives to {study.budgets[-1]:,} ELECTRA steps (equal FLOPs)")
@@ -965,7 +955,7 @@ def main() -> None:
 
 def _write_report(work: str, study: Study, data: dict, out_path: str, plot_path: str) -> None:
     out = report(work, study, data)
-    atomic_json(out_path, out)
+    atomic_write_json(out_path, out)
     plot(out, plot_path)
     print(markdown(out))
     log(f"wrote {out_path} and {plot_path}")
