@@ -225,6 +225,9 @@ def test_cli_resumes_instead_of_retraining(shared_data, vocab_path, tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Resumed from" in second.stdout and "Already trained 26 of 26" in second.stdout
     assert "10/26" not in second.stdout  # nothing retrained
+    changed = run_cli(*command, "--learning_rate=3e-5")
+    assert changed.returncode == 2, changed.stderr[-2000:]
+    assert "--learning_rate=3e-05 (the run has 0.0003)" in changed.stderr
     bad = run_cli(*command, "--no_such_flag=1")
     assert bad.returncode == 2 and "no_such_flag" in bad.stderr
     missing = run_cli(*command[:2], f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'm2'}")

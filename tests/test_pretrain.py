@@ -73,6 +73,19 @@ def test_resume_off_the_logging_grid(masked_data, tmp_path):
     assert run_pretraining(_options(masked_data, tmp_path))["step"] == 20
 
 
+def test_resume_refuses_a_changed_schedule(masked_data, tmp_path):
+    run_pretraining(_options(masked_data, tmp_path, max_steps_per_run=5))
+    before = _checkpoint_values(tmp_path)
+    with pytest.raises(ValueError, match=r"--num_train_steps=40 \(the run has 20\)") as e:
+        run_pretraining(_options(masked_data, tmp_path, num_train_steps=40, learning_rate=2e-3))
+    assert "--learning_rate=0.002" in str(e.value) and "--init_checkpoint" in str(e.value)
+    after = _checkpoint_values(tmp_path)  # nothing was trained or written
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[n], after[n]) for n in before)
+    # Options that do not shape the trajectory may change: the run resumes.
+    assert run_pretraining(_options(masked_data, tmp_path, log_every_steps=10))["step"] == 20
+
+
 def test_dynamic_masking_on_unmasked_records(unmasked_data, tmp_path):
     results = run_pretraining(_options(unmasked_data, tmp_path, num_train_steps=10))
     assert results["step"] == 10 and 0.05 < results["train"]["replaced_fraction"] < 0.2

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -58,7 +60,24 @@ DatasetFn = Callable[[tf.distribute.InputContext | None, int, int, int], tf.data
 
 @dataclasses.dataclass(kw_only=True)
 class RunOptions:
-    """The options every training job has (flags of the same names)."""
+    """The options every training job has (flags of the same names).
+
+    A job's options name the file in `model_dir` they are recorded in
+    (`OPTIONS_FILE`) and the options a resumed run must keep
+    (`FIXED_ON_RESUME`): those that shape the trajectory from step 0 (the
+    learning-rate schedule, the batch, the data order), which a checkpoint
+    does not hold, so a change would silently give a run that matches no
+    single command.
+    """
+
+    OPTIONS_FILE: ClassVar[str | None] = None
+    FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = (
+        "num_train_steps",
+        "train_batch_size",
+        "seed",
+        "clip_norm",
+        "mixed_precision",
+    )
 
     model_dir: str
     num_train_steps: int = 1000
@@ -114,6 +133,27 @@ class RunOptions:
             )
         if self.clip_norm < 0:
             raise ValueError(f"--clip_norm must be >= 0, got {self.clip_norm}")
+
+    def check_resumable(self) -> None:
+        """Errors naming each `FIXED_ON_RESUME` option that differs from the
+        one `model_dir`'s run was started with (its `OPTIONS_FILE`)."""
+        path = os.path.join(self.model_dir, self.OPTIONS_FILE or "")
+        if not self.OPTIONS_FILE or not tf.io.gfile.exists(path):
+            return
+        with tf.io.gfile.GFile(path) as f:
+            recorded = json.load(f)
+        changed = [
+            f"--{name}={now} (the run has {recorded[name]})"
+            for name in self.FIXED_ON_RESUME
+            if name in recorded
+            and recorded[name] != (now := json.loads(json.dumps(getattr(self, name))))
+        ]
+        if changed:
+            raise ValueError(
+                f"{self.model_dir} holds a run started with other settings: "
+                f"{', '.join(changed)}. Rerun with the run's values to resume it, or "
+                "start a new --model_dir (with --init_checkpoint to begin from its weights)."
+            )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -192,6 +232,8 @@ class Engine:
         Call after building `model` and `optimizer` in `scope()`.
         """
         options = self.options
+        if tf.train.get_checkpoint_state(options.model_dir) is not None:
+            options.check_resumable()
         with self.strategy.scope():
             if options.mixed_precision == "float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

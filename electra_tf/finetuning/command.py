@@ -6,6 +6,8 @@ summary of the final (and best) evaluation.
 
 from __future__ import annotations
 
+import dataclasses
+
 from electra_tf import flags as electra_flags
 from electra_tf.finetuning.job import FinetuneOptions, run_finetuning
 from electra_tf.tasks.info import load_info
@@ -20,7 +22,9 @@ def options_from_flags() -> FinetuneOptions:
         info = load_info(FLAGS.data_dir)
         config = electra_flags.model_config_from_flags(info["vocab_size"], info["max_seq_length"])
     fields = {
-        f for f in FinetuneOptions.__dataclass_fields__ if f not in ("config", "num_train_steps")
+        f.name
+        for f in dataclasses.fields(FinetuneOptions)
+        if f.name not in ("config", "num_train_steps")
     }
     return FinetuneOptions(config=config, **{name: getattr(FLAGS, name) for name in fields})
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from electra_tf import flags as electra_flags
 from electra_tf.finetuning.glue_suite import GlueOptions, run_glue
 from electra_tf.finetuning.job import FinetuneOptions
@@ -21,7 +23,7 @@ def options_from_flags() -> GlueOptions:
             Vocab.load(FLAGS.vocab).size, FLAGS.max_seq_length
         )
     skip = {"config", "num_train_steps", "data_dir", "model_dir", "seed"}
-    fields = {f for f in FinetuneOptions.__dataclass_fields__ if f not in skip}
+    fields = {f.name for f in dataclasses.fields(FinetuneOptions) if f.name not in skip}
     template = FinetuneOptions(
         data_dir="",
         model_dir="",

@@ -56,6 +56,14 @@ class FinetuneOptions(RunOptions):
     `num_train_steps` is derived from `num_train_epochs` and the data.
     """
 
+    OPTIONS_FILE = "finetune_options.json"
+    FIXED_ON_RESUME = (
+        *RunOptions.FIXED_ON_RESUME,
+        *("learning_rate", "layerwise_lr_decay", "layerwise_lr_exponents", "loss_reduction"),
+        *("num_train_epochs", "warmup_proportion", "weight_decay", "adam_beta1", "adam_beta2"),
+        *("adam_epsilon", "adam_bias_correction", "freeze_encoder", "dropout"),
+    )
+
     data_dir: str
     init_checkpoint: str | None = None
     config: ElectraConfig | None = None  # random init only; else the checkpoint's

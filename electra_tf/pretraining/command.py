@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from electra_tf import flags as electra_flags
 from electra_tf.pretraining.job import PretrainOptions, config_for_init, run_pretraining
 
@@ -19,7 +21,7 @@ def options_from_flags() -> PretrainOptions:
         config = config_for_init(FLAGS.init_checkpoint, electra_flags.model_overrides_from_flags())
     else:
         config = electra_flags.model_config_from_flags()
-    fields = {f for f in PretrainOptions.__dataclass_fields__ if f != "config"}
+    fields = {f.name for f in dataclasses.fields(PretrainOptions) if f.name != "config"}
     return PretrainOptions(config=config, **{name: getattr(FLAGS, name) for name in fields})
 
 

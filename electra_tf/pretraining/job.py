@@ -62,6 +62,16 @@ DISC_BIAS_INITS = ("prior", "zero")
 class PretrainOptions(RunOptions):
     """Everything a pre-training run needs (the pretrain flags, typed)."""
 
+    OPTIONS_FILE = "pretrain_options.json"
+    FIXED_ON_RESUME = (
+        *RunOptions.FIXED_ON_RESUME,
+        *("learning_rate", "warmup_steps", "lr_decay_power", "weight_decay", "optimizer"),
+        *("adam_beta1", "adam_beta2", "adam_epsilon", "adam_bias_correction"),
+        *("objective", "gen_weight", "disc_weight", "temperature", "temperature_start"),
+        *("temperature_anneal_steps", "max_seq_length", "mask_rate", "dynamic_masking"),
+        *("whole_word_masking", "shuffle_buffer"),
+    )
+
     config: ElectraConfig
     train_data: str
     eval_data: str | None = None
