@@ -51,9 +51,11 @@ CORPUS = ("sotu", "tdavid", "web", "shakespeare", "mobydick")
 HELD_OUT = "mhcc"
 OBJECTIVES = ("electra", "mlm")
 NAMES = {"electra": "ELECTRA", "mlm": "MLM"}
-# Recipe checks: ELECTRA with one setting changed, on the same schedule to
-# the first budget, against the main run's held-out metrics there.
-VARIANTS = {"dropout": {"dropout": 0.1}}
+# Recipe checks: ELECTRA with one Study setting changed, on the same schedule
+# to the first budget, fine-tuned there on the curve tasks beside the main
+# run (held-out AUC alone cannot rank generators: a stronger one sets the
+# discriminator a harder task).
+VARIANTS = {"dropout": {"pretrain_dropout": 0.1}, "generator_third": {"generator_fraction": 1 / 3}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,12 +314,9 @@ def pretrain(work: str, study: Study, data: dict, item: str) -> None:
     objective, _, variant = item.partition("+")
     vocab_size = Vocab.load(data["vocab"]).size
     steps = budgets(study, flops_per_step(study, vocab_size))[objective]
-    config = model_config(study, vocab_size, study.pretrain_dropout)
-    if variant:
-        config = dataclasses.replace(config, **VARIANTS[variant])
-        steps_kept = steps[:1]
-    else:
-        steps_kept = steps
+    recipe = dataclasses.replace(study, **VARIANTS[variant]) if variant else study
+    config = model_config(recipe, vocab_size, recipe.pretrain_dropout)
+    steps_kept = steps[:1] if variant else steps
     model_dir = os.path.join(work, f"pretrain_{objective}" + (f"_{variant}" if variant else ""))
     options = PretrainOptions(
         config=config,
@@ -419,7 +418,7 @@ def cells(study: Study, steps: dict[str, list[int]]) -> list[list[tuple[str, str
     (a stopped study has its tiers done in order): the curve tasks at the
     largest budget; the first probe there; the curve tasks at the smallest
     budget (the curve's other end); the other tasks at the largest budget;
-    the budgets between."""
+    the budgets between; the recipe checks."""
     tasks = [task for task, _ in study.epochs]
     curve = [t for t in tasks if t in study.curve_tasks]
     # The probes first among the rest: cheap, and they say what the encoder holds.
@@ -429,12 +428,14 @@ def cells(study: Study, steps: dict[str, list[int]]) -> list[list[tuple[str, str
         return [f"{o}-{steps[o][index]}" for o in OBJECTIVES]
 
     between = [f"{o}-{n}" for o in OBJECTIVES for n in steps[o][1:-1]]
+    variants = [f"electra_{v}-{steps['electra'][0]}" for v in VARIANTS]
     tiers = [
         [(t, s) for t in curve for s in ("random", *at(-1))],
         [(t, s) for t in others[:1] for s in ("random", *at(-1))],
         [(t, s) for t in curve for s in at(0)] if len(study.budgets) > 1 else [],
         [(t, s) for t in others[1:] for s in ("random", *at(-1))],
         [(t, s) for t in curve for s in between],
+        [(t, s) for s in variants for t in curve],
     ]
     return [tier for tier in tiers if tier]
 
@@ -664,8 +665,8 @@ def crossover(points: list[tuple[float, float, float]], baseline: dict) -> dict:
     """Where a pre-trained start's mean passes random init's mean + 2 sd.
 
     points: (pflops, mean, sd) by budget. Measured when a budget passes it;
-    else a straight line through the last two points in log(FLOPs),
-    labelled extrapolated (None when that line does not rise).
+    else where the least-squares line through every budget's mean in
+    log(FLOPs) reaches it, labelled extrapolated (None when it does not rise).
     """
     bar = baseline["mean"] + 2 * baseline["sd"]
     for pflops, mean, sd in points:
@@ -673,12 +674,13 @@ def crossover(points: list[tuple[float, float, float]], baseline: dict) -> dict:
             return {"pflops": pflops, "kind": "measured", "bar": bar}
     if len(points) < 2:
         return {"pflops": None, "kind": "not enough budgets", "bar": bar}
-    (x0, y0, _), (x1, y1, _) = points[-2], points[-1]
-    if y1 <= y0:
-        return {"pflops": None, "kind": "not rising at the largest budgets", "bar": bar}
-    slope = (y1 - y0) / (math.log10(x1) - math.log10(x0))
-    return {"pflops": 10 ** (math.log10(x1) + (bar - y1) / slope), "kind": "extrapolated",
-            "bar": bar}  # fmt: skip
+    xs = [math.log10(p[0]) for p in points]
+    ys = [p[1] for p in points]
+    slope, intercept = statistics.linear_regression(xs, ys)
+    if slope <= 0:
+        return {"pflops": None, "kind": f"not rising over {len(points)} budgets", "bar": bar}
+    return {"pflops": 10 ** ((bar - intercept) / slope),
+            "kind": f"extrapolated from {len(points)} budgets", "bar": bar}  # fmt: skip
 
 
 def report(work: str, study: Study, data: dict) -> dict:
@@ -717,13 +719,26 @@ def report(work: str, study: Study, data: dict) -> dict:
         }
     first = steps["electra"][0]
     main_at_first = next((c for c in pretraining["ELECTRA"]["curve"] if c["step"] == first), {})
-    recipe = {"step": first, "ELECTRA": _held_out(main_at_first)}
+    recipe = {"step": first, "ELECTRA": {"step_flops": flops["electra"], **_held_out(main_at_first),
+              "finetuning": {t: table.get(t, {}).get(f"electra-{first}") for t in study.curve_tasks}}}  # fmt: skip
     for variant, change in VARIANTS.items():
         curve = pretraining_curve(os.path.join(work, f"pretrain_electra_{variant}"))
         at = next((c for c in curve if c["step"] == first), {})
-        recipe[f"ELECTRA, {variant}"] = {"change": change, **_held_out(at)}
+        variant_flops = flops_per_step(dataclasses.replace(study, **change), vocab_size)
+        recipe[f"ELECTRA, {variant}"] = {
+            "change": change,
+            "step_flops": variant_flops["electra"],
+            **_held_out(at),
+            # Its cells come out of the budget-curve table.
+            "finetuning": {
+                t: table.get(t, {}).pop(f"electra_{variant}-{first}", None)
+                for t in study.curve_tasks
+            },  # fmt: skip
+        }
     crossovers = {}
     for task in table:
+        if "random" not in table[task]:  # a partial --report
+            continue
         base = table[task]["random"]["dev"]
         for objective in OBJECTIVES:
             points = [(pflops[s], table[task][s]["dev"]["mean"], table[task][s]["dev"]["sd"])
@@ -751,7 +766,14 @@ def report(work: str, study: Study, data: dict) -> dict:
 
 
 def _held_out(point: dict) -> dict:
-    return {k: point[k] for k in ("disc_auc", "gen_accuracy", "hidden_spread") if k in point}
+    keys = ("disc_auc", "disc_loss", "replaced_fraction", "gen_accuracy", "hidden_spread")
+    return {k: point[k] for k in keys if k in point}
+
+
+def base_rate_loss(p: float) -> float:
+    """The replaced-token loss of a discriminator that knows only the share p
+    of replaced tokens (the entropy of that base rate, in nats)."""
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else 0.0
 
 
 def _machine() -> dict:
@@ -793,18 +815,29 @@ def markdown(out: dict) -> str:
     for name, run in out["pretraining"].items():
         final = run["curve"][-1] if run["curve"] else {}
         point = (f"MLM accuracy {final.get('mlm_accuracy', float('nan')):.3f}" if name == "MLM"
-                 else f"disc AUC {final.get('disc_auc', float('nan')):.3f}, generator accuracy "
+                 else f"disc AUC {final.get('disc_auc', float('nan')):.3f}, disc loss "
+                 f"{final.get('disc_loss', float('nan')):.3f} (base rate "
+                 f"{base_rate_loss(final.get('replaced_fraction', 0.0)):.3f}), generator accuracy "
                  f"{final.get('gen_accuracy', float('nan')):.3f}")  # fmt: skip
         lines.append(f"| {name} | {run['steps'][-1]:,} | {run['pflops'][-1]:.2f} | "
                      f"{run['tokens_seen'] / 1e6:.1f} M | {run['epochs_over_corpus']:.1f} | {point} |")  # fmt: skip
     checks = out.get("recipe_checks", {})
     if checks:
-        lines += ["", f"| recipe at step {checks['step']:,} | held-out disc AUC | generator accuracy |",
-                  "|---|---|---|"]  # fmt: skip
+        curve = [t for t in TASK_TITLES if t in checks["ELECTRA"].get("finetuning", {})]
+        header = [f"recipe at step {checks['step']:,}", "GFLOPs/step", "held-out disc AUC",
+                  "generator accuracy", *(TASK_TITLES[t] for t in curve)]  # fmt: skip
+        lines += ["", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for name, point in checks.items():
-            if name != "step":
-                lines.append(f"| {name} | {point.get('disc_auc', float('nan')):.3f} | "
-                             f"{point.get('gen_accuracy', float('nan')):.3f} |")  # fmt: skip
+            if name == "step":
+                continue
+            row = [name, f"{point.get('step_flops', float('nan')) / 1e9:.1f}",
+                   f"{point.get('disc_auc', float('nan')):.3f}",
+                   f"{point.get('gen_accuracy', float('nan')):.3f}"]  # fmt: skip
+            for task in curve:
+                cell = point.get("finetuning", {}).get(task)
+                row.append(f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f}"
+                           if cell else "not run")  # fmt: skip
+            lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
         "| task | start | random init + 2 sd | crosses at (PFLOPs) |",

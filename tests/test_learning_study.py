@@ -59,7 +59,14 @@ def test_every_stage_reports(toy):
     assert out["pretraining"]["MLM"]["pflops"] == pytest.approx(
         out["pretraining"]["ELECTRA"]["pflops"], rel=0.03
     )
-    assert "disc_auc" in out["recipe_checks"]["ELECTRA, dropout"]
+    checks = out["recipe_checks"]
+    for name in ("ELECTRA", "ELECTRA, dropout", "ELECTRA, generator_third"):
+        assert "disc_auc" in checks[name], name
+        for task in study["curve_tasks"]:  # fine-tuned beside the main run's tower
+            assert checks[name]["finetuning"][task]["dev"]["runs"], (name, task)
+    # A wider generator costs more per step; the variants' cells are not in the curve table.
+    assert checks["ELECTRA, generator_third"]["step_flops"] > checks["ELECTRA"]["step_flops"]
+    assert not any("electra_" in start for cells in out["finetuning"].values() for start in cells)
     largest = [f"electra-{study['budgets'][-1]}", f"mlm-{out['pretraining']['MLM']['steps'][-1]}"]
     for task, _ in study["epochs"]:
         assert {"random", *largest} <= set(out["finetuning"][task]), task

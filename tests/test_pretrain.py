@@ -1,5 +1,6 @@
 """Pre-training on real text: learning, exact resume, precision/XLA paths, errors, CLI."""
 
+import io
 import json
 
 import numpy as np
@@ -76,14 +77,18 @@ def test_resume_off_the_logging_grid(masked_data, tmp_path):
 def test_resume_refuses_a_changed_schedule(masked_data, tmp_path):
     run_pretraining(_options(masked_data, tmp_path, max_steps_per_run=5))
     before = _checkpoint_values(tmp_path)
-    with pytest.raises(ValueError, match=r"--num_train_steps=40 \(the run has 20\)") as e:
-        run_pretraining(_options(masked_data, tmp_path, num_train_steps=40, learning_rate=2e-3))
-    assert "--learning_rate=0.002" in str(e.value) and "--init_checkpoint" in str(e.value)
+    with pytest.raises(ValueError, match=r"--learning_rate=0.002 \(the run has 0.001\)") as e:
+        run_pretraining(_options(masked_data, tmp_path, learning_rate=2e-3, warmup_steps=3))
+    assert "--warmup_steps=3" in str(e.value) and "--init_checkpoint" in str(e.value)
     after = _checkpoint_values(tmp_path)  # nothing was trained or written
     assert before.keys() == after.keys()
     assert all(np.array_equal(before[n], after[n]) for n in before)
     # Options that do not shape the trajectory may change: the run resumes.
     assert run_pretraining(_options(masked_data, tmp_path, log_every_steps=10))["step"] == 20
+    # Training a finished run further is allowed, and said.
+    log = io.StringIO()
+    assert run_pretraining(_options(masked_data, tmp_path, num_train_steps=25), log)["step"] == 25
+    assert "--num_train_steps=25 (the run was recorded with 20)" in log.getvalue()
 
 
 def test_dynamic_masking_on_unmasked_records(unmasked_data, tmp_path):

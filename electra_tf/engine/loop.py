@@ -67,12 +67,12 @@ class RunOptions:
     (`FIXED_ON_RESUME`): those that shape the trajectory from step 0 (the
     learning-rate schedule, the batch, the data order), which a checkpoint
     does not hold, so a change would silently give a run that matches no
-    single command.
+    single command. `num_train_steps` may change (training a run further is
+    common), and the resumed run says what that does to the schedule.
     """
 
     OPTIONS_FILE: ClassVar[str | None] = None
     FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = (
-        "num_train_steps",
         "train_batch_size",
         "seed",
         "clip_norm",
@@ -134,12 +134,13 @@ class RunOptions:
         if self.clip_norm < 0:
             raise ValueError(f"--clip_norm must be >= 0, got {self.clip_norm}")
 
-    def check_resumable(self) -> None:
+    def check_resumable(self) -> str | None:
         """Errors naming each `FIXED_ON_RESUME` option that differs from the
-        one `model_dir`'s run was started with (its `OPTIONS_FILE`)."""
+        one `model_dir`'s run was recorded with (its `OPTIONS_FILE`); a note
+        to print when `num_train_steps` changed."""
         path = os.path.join(self.model_dir, self.OPTIONS_FILE or "")
         if not self.OPTIONS_FILE or not tf.io.gfile.exists(path):
-            return
+            return None
         with tf.io.gfile.GFile(path) as f:
             recorded = json.load(f)
         changed = [
@@ -154,6 +155,13 @@ class RunOptions:
                 f"{', '.join(changed)}. Rerun with the run's values to resume it, or "
                 "start a new --model_dir (with --init_checkpoint to begin from its weights)."
             )
+        before = recorded.get("num_train_steps", self.num_train_steps)
+        if before == self.num_train_steps:
+            return None
+        return (
+            f"--num_train_steps={self.num_train_steps} (the run was recorded with {before}): "
+            f"the learning-rate schedule from here on is that of a {self.num_train_steps}-step run"
+        )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -233,7 +241,9 @@ class Engine:
         """
         options = self.options
         if tf.train.get_checkpoint_state(options.model_dir) is not None:
-            options.check_resumable()
+            note = options.check_resumable()
+            if note:
+                print(f"note: {note}", file=self.stream, flush=True)
         with self.strategy.scope():
             if options.mixed_precision == "float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
