@@ -717,6 +717,11 @@ def report(work: str, study: Study, data: dict) -> dict:
             "epochs_over_corpus": seen / train_tokens,
             "curve": curve,
         }
+        if objective == "electra" and curve:
+            # What the discriminator's held-out loss is to be read against.
+            pretraining[NAMES[objective]]["base_rate_disc_loss"] = base_rate_loss(
+                curve[-1].get("replaced_fraction", 0.0)
+            )
     first = steps["electra"][0]
     main_at_first = next((c for c in pretraining["ELECTRA"]["curve"] if c["step"] == first), {})
     recipe = {"step": first, "ELECTRA": {"step_flops": flops["electra"], **_held_out(main_at_first),
@@ -807,7 +812,7 @@ def markdown(out: dict) -> str:
         for task in tasks:
             cell = table[task].get(start)
             cells.append(f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f} "
-                         f"({cell['lr']:g})" if cell else "not run")  # fmt: skip
+                         f"({cell['lr']:g})" if cell else "—")  # fmt: skip
         pf = out["pflops_of_start"].get(start, 0.0)
         lines.append(f"| {start_label(start)} | {pf:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "| pre-training | steps | PFLOPs | tokens seen | epochs | held-out end point |",
@@ -817,7 +822,7 @@ def markdown(out: dict) -> str:
         point = (f"MLM accuracy {final.get('mlm_accuracy', float('nan')):.3f}" if name == "MLM"
                  else f"disc AUC {final.get('disc_auc', float('nan')):.3f}, disc loss "
                  f"{final.get('disc_loss', float('nan')):.3f} (base rate "
-                 f"{base_rate_loss(final.get('replaced_fraction', 0.0)):.3f}), generator accuracy "
+                 f"{run.get('base_rate_disc_loss', float('nan')):.3f}), generator accuracy "
                  f"{final.get('gen_accuracy', float('nan')):.3f}")  # fmt: skip
         lines.append(f"| {name} | {run['steps'][-1]:,} | {run['pflops'][-1]:.2f} | "
                      f"{run['tokens_seen'] / 1e6:.1f} M | {run['epochs_over_corpus']:.1f} | {point} |")  # fmt: skip
@@ -855,7 +860,12 @@ def plot(out: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
+    # Every panel on the same axis, ticked at the budgets (a log axis spanning
+    # one point would be ticked at random sub-decades).
+    ticks = out["pretraining"]["ELECTRA"]["pflops"]
+    low = min([ticks[0]] + [c["pflops"] for r in out["pretraining"].values() for c in r["curve"]])
     tasks = [t for t in TASK_TITLES if t in out["finetuning"]]
     panels = [("pretrain", None)] + [("task", t) for t in tasks]
     cols = 4
@@ -863,6 +873,10 @@ def plot(out: dict, path: str) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, (kind, task) in zip(axes.flat, panels):
         ax.set_xscale("log")
+        ax.set_xlim(low / 1.3, ticks[-1] * 1.3)
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("pre-training PFLOPs")
         ax.grid(alpha=0.3)
         if kind == "pretrain":

@@ -18,7 +18,7 @@ from helpers import REPO
 
 TAG = re.compile(r"<!-- checked against (benchmarks/[\w.]+\.json) -->")
 NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
-SCALES = (1, 100, 1e-6)
+SCALES = (1, 100, 1e-6, 1e-9)  # as is, percent, millions, billions (GFLOPs)
 
 
 def leaves(value):
