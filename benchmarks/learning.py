@@ -798,6 +798,11 @@ def start_label(start: str) -> str:
     return f"{NAMES[objective]} {steps:,} steps"
 
 
+def _score(cell: dict) -> str:
+    """A cell's dev score as shown: mean ± sd over seeds, in percent."""
+    return f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f}"
+
+
 def markdown(out: dict) -> str:
     """The budget-curve table: each task's dev score (mean ± sd over seeds at
     the learning rate chosen on validation) by start."""
@@ -811,8 +816,7 @@ def markdown(out: dict) -> str:
         cells = []
         for task in tasks:
             cell = table[task].get(start)
-            cells.append(f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f} "
-                         f"({cell['lr']:g})" if cell else "—")  # fmt: skip
+            cells.append(f"{_score(cell)} ({cell['lr']:g})" if cell else "—")
         pf = out["pflops_of_start"].get(start, 0.0)
         lines.append(f"| {start_label(start)} | {pf:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "| pre-training | steps | PFLOPs | tokens seen | epochs | held-out end point |",
@@ -840,8 +844,7 @@ def markdown(out: dict) -> str:
                    f"{point.get('gen_accuracy', float('nan')):.3f}"]  # fmt: skip
             for task in curve:
                 cell = point.get("finetuning", {}).get(task)
-                row.append(f"{100 * cell['dev']['mean']:.1f} ± {100 * cell['dev']['sd']:.1f}"
-                           if cell else "not run")  # fmt: skip
+                row.append(_score(cell) if cell else "not run")
             lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",

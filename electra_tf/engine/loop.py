@@ -138,8 +138,10 @@ class RunOptions:
         """Errors naming each `FIXED_ON_RESUME` option that differs from the
         one `model_dir`'s run was recorded with (its `OPTIONS_FILE`); a note
         to print when `num_train_steps` changed."""
-        path = os.path.join(self.model_dir, self.OPTIONS_FILE or "")
-        if not self.OPTIONS_FILE or not tf.io.gfile.exists(path):
+        if not self.OPTIONS_FILE:
+            return None
+        path = os.path.join(self.model_dir, self.OPTIONS_FILE)
+        if not tf.io.gfile.exists(path):
             return None
         with tf.io.gfile.GFile(path) as f:
             recorded = json.load(f)

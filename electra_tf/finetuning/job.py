@@ -347,7 +347,7 @@ def run_finetuning(options: FinetuneOptions, stream=sys.stdout) -> dict[str, Any
         engine.setup(model, optimizer)
         if engine.chief:
             atomic_write_json(
-                os.path.join(options.model_dir, "finetune_options.json"), options.to_json_dict()
+                os.path.join(options.model_dir, options.OPTIONS_FILE), options.to_json_dict()
             )
         engine.announce(
             f"Fine-tuning {info['task']} ({info['kind']}), encoder from {source}",

@@ -532,7 +532,7 @@ def run_pretraining(options: PretrainOptions, stream=sys.stdout) -> dict[str, An
         if engine.chief:  # once the checkpoint (if any) accepted this config
             options.config.save(os.path.join(options.model_dir, "electra_config.json"))
             atomic_write_json(
-                os.path.join(options.model_dir, "pretrain_options.json"), options.to_json_dict()
+                os.path.join(options.model_dir, options.OPTIONS_FILE), options.to_json_dict()
             )
         engine.announce(_describe_run(options), _describe_data(inputs))
         train_data, eval_data = _datasets(options, inputs, engine)
