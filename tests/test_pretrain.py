@@ -9,6 +9,7 @@ import tensorflow as tf
 from helpers import run_cli, tiny_pretrain_options
 
 from electra_tf.config import ElectraConfig
+from electra_tf.engine.loop import Engine
 from electra_tf.pretraining.job import run_pretraining
 
 _options = tiny_pretrain_options
@@ -80,6 +81,9 @@ def test_resume_refuses_a_changed_schedule(masked_data, tmp_path):
     with pytest.raises(ValueError, match=r"--learning_rate=0.002 \(the run has 0.001\)") as e:
         run_pretraining(_options(masked_data, tmp_path, learning_rate=2e-3, warmup_steps=3))
     assert "--warmup_steps=3" in str(e.value) and "--init_checkpoint" in str(e.value)
+    # The engine refuses as it is made, before a job builds a model.
+    with pytest.raises(ValueError, match="--learning_rate=0.002"):
+        Engine(_options(masked_data, tmp_path, learning_rate=2e-3))
     after = _checkpoint_values(tmp_path)  # nothing was trained or written
     assert before.keys() == after.keys()
     assert all(np.array_equal(before[n], after[n]) for n in before)

@@ -208,6 +208,12 @@ class Engine:
                     else ""
                 )
             )
+        # Before the job builds anything: a resume that would change the run is
+        # refused in the time it takes to read two small files.
+        if tf.train.get_checkpoint_state(options.model_dir) is not None:
+            note = options.check_resumable()
+            if note:
+                print(f"note: {note}", file=stream, flush=True)
         self.chief = is_chief(self.strategy)
         os.makedirs(options.model_dir, exist_ok=True)
         # Every worker saves (MWMS needs all of them in the save), but only the
@@ -242,10 +248,6 @@ class Engine:
         Call after building `model` and `optimizer` in `scope()`.
         """
         options = self.options
-        if tf.train.get_checkpoint_state(options.model_dir) is not None:
-            note = options.check_resumable()
-            if note:
-                print(f"note: {note}", file=self.stream, flush=True)
         with self.strategy.scope():
             if options.mixed_precision == "float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
