@@ -51,6 +51,8 @@ CORPUS = ("sotu", "tdavid", "web", "shakespeare", "mobydick")
 HELD_OUT = "mhcc"
 OBJECTIVES = ("electra", "mlm")
 NAMES = {"electra": "ELECTRA", "mlm": "MLM"}
+# How far past the largest budget the plot's axis goes to show an extrapolated crossover.
+REACH = 100
 # Recipe checks: ELECTRA with one Study setting changed, on the same schedule
 # to the first budget, fine-tuned there on the curve tasks beside the main
 # run (held-out AUC alone cannot rank generators: a stronger one sets the
@@ -680,7 +682,8 @@ def crossover(points: list[tuple[float, float, float]], baseline: dict) -> dict:
     if slope <= 0:
         return {"pflops": None, "kind": f"not rising over {len(points)} budgets", "bar": bar}
     return {"pflops": 10 ** ((bar - intercept) / slope),
-            "kind": f"extrapolated from {len(points)} budgets", "bar": bar}  # fmt: skip
+            "kind": f"extrapolated from {len(points)} budgets", "bar": bar,
+            "fit": {"slope_per_decade": slope, "intercept": intercept}}  # fmt: skip
 
 
 def report(work: str, study: Study, data: dict) -> dict:
@@ -866,9 +869,14 @@ def plot(out: dict, path: str) -> None:
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     # Every panel on the same axis, ticked at the budgets (a log axis spanning
-    # one point would be ticked at random sub-decades).
+    # one point would be ticked at random sub-decades) and at the extrapolated
+    # crossovers it reaches; the axis goes on to those within REACH of the
+    # largest budget (a line drawn 1,000x past its data says nothing).
     ticks = out["pretraining"]["ELECTRA"]["pflops"]
     low = min([ticks[0]] + [c["pflops"] for r in out["pretraining"].values() for c in r["curve"]])
+    fits = [c for cs in out["crossover"].values() for c in cs.values() if "fit" in c]
+    reached = sorted(c["pflops"] for c in fits if c["pflops"] <= ticks[-1] * REACH)
+    high = max([ticks[-1], *reached])
     tasks = [t for t in TASK_TITLES if t in out["finetuning"]]
     panels = [("pretrain", None)] + [("task", t) for t in tasks]
     cols = 4
@@ -876,8 +884,8 @@ def plot(out: dict, path: str) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, (kind, task) in zip(axes.flat, panels):
         ax.set_xscale("log")
-        ax.set_xlim(low / 1.3, ticks[-1] * 1.3)
-        ax.set_xticks(ticks)
+        ax.set_xlim(low / 1.3, high * 1.3)
+        ax.set_xticks([*ticks, *reached])
         ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("pre-training PFLOPs")
@@ -898,9 +906,22 @@ def plot(out: dict, path: str) -> None:
             for objective in OBJECTIVES:
                 pts = sorted((out["pflops_of_start"][s], c["dev"]["mean"], c["dev"]["sd"])
                              for s, c in cells.items() if s.startswith(objective + "-"))  # fmt: skip
-                if pts:
-                    xs, ys, sds = zip(*pts)
-                    ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3, label=NAMES[objective])
+                if not pts:
+                    continue
+                xs, ys, sds = zip(*pts)
+                line = ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3,
+                                   label=NAMES[objective])  # fmt: skip
+                c = out["crossover"].get(task, {}).get(NAMES[objective], {})
+                if "fit" in c:  # the least-squares line the crossover is read from
+                    end = min(c["pflops"], high * 1.3)
+                    fx = [xs[0], end]
+                    fy = [c["fit"]["intercept"] + c["fit"]["slope_per_decade"] * math.log10(x)
+                          for x in fx]  # fmt: skip
+                    ax.plot(fx, fy, linestyle="--", color=line[0].get_color(), alpha=0.7,
+                            label=f"{NAMES[objective]} fit, extrapolated")  # fmt: skip
+                    if c["pflops"] <= end:
+                        ax.plot([c["pflops"]], [c["bar"]], marker="x", markersize=9,
+                                color=line[0].get_color())  # fmt: skip
             ax.set_title(TASK_TITLES[task], fontsize=9)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:

@@ -5,7 +5,9 @@ resumes instead of redoing."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -126,3 +128,24 @@ def test_a_rerun_resumes_and_redoes_only_what_is_missing(toy):
     redone = {name for name in after if after[name] != before[name]}
     assert redone == {lost}
     assert again["finetuning"] == out["finetuning"]  # the same seeds give the same numbers
+
+
+def test_crossover_is_measured_or_read_off_the_fit(monkeypatch):
+    spec = importlib.util.spec_from_file_location("learning", SCRIPT)
+    learning = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "learning", learning)  # its dataclasses look it up
+    spec.loader.exec_module(learning)
+    baseline = {"mean": 0.60, "sd": 0.01}  # the bar is 0.62
+    rising = [(0.05, 0.50, 0.01), (0.1, 0.53, 0.01), (0.2, 0.56, 0.01)]
+    c = learning.crossover(rising, baseline)
+    assert c["kind"] == "extrapolated from 3 budgets"
+    # 0.03 a doubling: 0.62 is two doublings past 0.2 PFLOPs.
+    assert c["pflops"] == pytest.approx(0.8)
+    fit = c["fit"]
+    assert fit["intercept"] + fit["slope_per_decade"] * math.log10(c["pflops"]) == pytest.approx(
+        c["bar"]
+    )
+    measured = learning.crossover([*rising, (0.4, 0.66, 0.01)], baseline)
+    assert measured == {"pflops": 0.4, "kind": "measured", "bar": pytest.approx(0.62)}
+    falling = learning.crossover([(0.05, 0.56, 0.01), (0.2, 0.55, 0.01)], baseline)
+    assert falling["pflops"] is None and falling["kind"] == "not rising over 2 budgets"
