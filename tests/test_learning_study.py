@@ -57,6 +57,12 @@ def test_every_stage_reports(toy):
         assert len(run["steps"]) == len(study["budgets"])
         assert run["curve"] and all(objective in point for point in run["curve"])
         assert run["tokens_seen"] > 0 and run["epochs_over_corpus"] > 0
+    # Each objective trains at its own rate, as the study records it.
+    rates = dict(study["pretrain_lr"])
+    assert rates["electra"] != rates["mlm"]
+    for objective in ("electra", "mlm"):
+        with open(work / f"pretrain_{objective}" / "pretrain_options.json") as f:
+            assert json.load(f)["learning_rate"] == rates[objective]
     # Equal FLOPs: MLM's steps cost what ELECTRA's do.
     assert out["pretraining"]["MLM"]["pflops"] == pytest.approx(
         out["pretraining"]["ELECTRA"]["pflops"], rel=0.03
