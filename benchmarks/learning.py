@@ -329,9 +329,9 @@ def pretrain(work: str, study: Study, data: dict, item: str) -> None:
         model_dir=model_dir,
         objective=objective,
         vocab=data["vocab"],
-        max_seq_length=recipe.seq_len,
-        train_batch_size=recipe.batch,
-        eval_batch_size=recipe.batch,
+        max_seq_length=study.seq_len,  # the data's and the FLOP budget's: not a variant's to change
+        train_batch_size=study.batch,
+        eval_batch_size=study.batch,
         num_train_steps=steps[-1],
         learning_rate=dict(recipe.pretrain_lr)[objective],
         warmup_steps=recipe.warmup_steps,
