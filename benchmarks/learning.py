@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -553,15 +554,16 @@ def finetune_one(work: str, study: Study, data: dict, run: Run) -> dict:
 def finetune_worker(work: str, study: Study, data: dict, steps: dict[str, list[int]]) -> None:
     """Runs whatever is first in line until every run is done: cell by cell in
     tier order, a cell's sweep, then its remaining seeds once the sweep is in
-    (no worker waits for a whole tier, so a stopped study has whole cells)."""
+    (no worker waits for a whole tier, so a stopped study has whole cells). A
+    cell whose towers are still pre-training waits; the cells after it go on."""
     results = os.path.join(work, "results")
     order = [cell for tier in cells(study, steps) for cell in tier]
     log(f"fine-tuning {len(order)} (task, start) cells")
     while True:
-        run, pending = _next_run(study, order, results)
+        run, pending = _next_run(study, order, results, lambda start: tower_ready(work, start))
         if run is None and not pending:
             return
-        if run is None:  # the rest waits on sweeps another worker is running
+        if run is None:  # the rest waits on sweeps another worker runs, or on towers
             time.sleep(0.5)
             continue
         t0 = time.time()
@@ -572,7 +574,14 @@ def finetune_worker(work: str, study: Study, data: dict, steps: dict[str, list[i
         os.remove(path + ".claim")
 
 
-def _next_run(study: Study, order: list, results: str) -> tuple[Run | None, bool]:
+def tower_ready(work: str, start: str) -> bool:
+    """Whether a start's towers are kept (pretrain() moves them in whole)."""
+    return start == "random" or os.path.exists(os.path.join(work, "towers", start, "done"))
+
+
+def _next_run(
+    study: Study, order: list, results: str, ready: Callable[[str], bool]
+) -> tuple[Run | None, bool]:
     """(the first run nobody has claimed that can start, whether any run is
     still not done); the run returned is claimed."""
     pending = False
@@ -581,6 +590,9 @@ def _next_run(study: Study, order: list, results: str) -> tuple[Run | None, bool
         return os.path.exists(os.path.join(results, run.key + ".json"))
 
     for cell in order:
+        if not ready(cell[1]):
+            pending = True
+            continue
         sweep = sweep_runs(study, [cell])
         runs = sweep
         if all(done(r) for r in sweep):
@@ -600,32 +612,43 @@ def _next_run(study: Study, order: list, results: str) -> tuple[Run | None, bool
     return None, pending
 
 
-def run_workers(args, stage: str, items: list[str], study: Study) -> None:
-    """`study.workers` copies of this script, one thread each (small models
-    use two processes better than one process with two threads)."""
+def run_workers(args, study: Study, pretrain_items: list[str], finetune: bool) -> None:
+    """Every pre-training item at once, then fine-tuning workers on the cores
+    pre-training frees (`study.workers` in all), each taking the cells whose
+    towers are ready; one process per core, one thread each (small models use
+    two processes better than one process with two threads)."""
     env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
                OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")  # fmt: skip
     base = [sys.executable, os.path.abspath(__file__), f"--work_dir={args.work_dir}",
-            f"--_stage={stage}", f"--study={args.study}"] + (["--toy"] if args.toy else [])  # fmt: skip
-    procs = [subprocess.Popen(base + [f"--_item={item}"], env=env) for item in items]
+            f"--study={args.study}"] + (["--toy"] if args.toy else [])  # fmt: skip
+
+    def launch(stage: str, item: str) -> subprocess.Popen:
+        return subprocess.Popen(base + [f"--_stage={stage}", f"--_item={item}"], env=env)
+
+    pretraining = [launch("pretrain", item) for item in pretrain_items]
+    finetuning: list[subprocess.Popen] = []
     try:
-        codes = [None] * len(procs)
-        while None in codes:  # a failed worker stops the rest (they would wait for it)
+        while True:
+            busy = sum(p.poll() is None for p in pretraining)
+            while finetune and len(finetuning) < study.workers - busy:
+                finetuning.append(launch("finetune", str(len(finetuning))))
+            procs = pretraining + finetuning
             codes = [p.poll() for p in procs]
-            if any(codes):
+            if any(codes):  # a failed worker stops the rest (they would wait for it)
                 for p in procs:
                     if p.poll() is None:
                         p.terminate()
                 codes = [p.wait() for p in procs]
+                raise SystemExit(f"a study worker failed (exit {codes}); rerun to resume")
+            if None not in codes:  # fine-tuning workers are launched by now if wanted
+                return
             time.sleep(0.5)
     except KeyboardInterrupt:
-        for p in procs:
+        for p in pretraining + finetuning:
             p.send_signal(signal.SIGINT)
-        for p in procs:
+        for p in pretraining + finetuning:
             p.wait()
         raise
-    if any(codes):
-        raise SystemExit(f"a {stage} worker failed (exit {codes}); rerun to resume")
 
 
 # --- the report -------------------------------------------------------------------
@@ -1010,18 +1033,13 @@ def main() -> None:
     atomic_write_json(os.path.join(work, "data.json"), data)
     if args.stop_after == "data":
         return
-    log(f"pre-training both objectives to {study.budgets[-1]:,} ELECTRA steps (equal FLOPs)")
-    run_workers(args, "pretrain", [*OBJECTIVES, *(f"electra+{v}" for v in VARIANTS)], study)
-    if args.stop_after == "pretrain":
-        return
     for name in os.listdir(os.path.join(work, "results")):
         if name.endswith(".claim"):  # runs in flight when the last invocation stopped
             os.remove(os.path.join(work, "results", name))
-    from electra_tf.vocab import Vocab
-
-    steps = budgets(study, flops_per_step(study, Vocab.load(data["vocab"]).size))
-    run_workers(args, "finetune", [str(i) for i in range(study.workers)], study)
-    if args.stop_after == "finetune":
+    log(f"pre-training both objectives to {study.budgets[-1]:,} ELECTRA steps (equal FLOPs)")
+    pretrain_items = [*OBJECTIVES, *(f"electra+{v}" for v in VARIANTS)]
+    run_workers(args, study, pretrain_items, finetune=args.stop_after != "pretrain")
+    if args.stop_after in ("pretrain", "finetune"):
         return
     _write_report(work, study, data, out_path, plot_path)
 

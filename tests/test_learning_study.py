@@ -136,11 +136,16 @@ def test_a_rerun_resumes_and_redoes_only_what_is_missing(toy):
     assert again["finetuning"] == out["finetuning"]  # the same seeds give the same numbers
 
 
-def test_crossover_is_measured_or_read_off_the_fit(monkeypatch):
+@pytest.fixture
+def learning(monkeypatch):
     spec = importlib.util.spec_from_file_location("learning", SCRIPT)
-    learning = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "learning", learning)  # its dataclasses look it up
-    spec.loader.exec_module(learning)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "learning", module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_crossover_is_measured_or_read_off_the_fit(learning):
     baseline = {"mean": 0.60, "sd": 0.01}  # the bar is 0.62
     rising = [(0.05, 0.50, 0.01), (0.1, 0.53, 0.01), (0.2, 0.56, 0.01)]
     c = learning.crossover(rising, baseline)
@@ -155,3 +160,26 @@ def test_crossover_is_measured_or_read_off_the_fit(monkeypatch):
     assert measured == {"pflops": 0.4, "kind": "measured", "bar": pytest.approx(0.62)}
     falling = learning.crossover([(0.05, 0.56, 0.01), (0.2, 0.55, 0.01)], baseline)
     assert falling["pflops"] is None and falling["kind"] == "not rising over 2 budgets"
+
+
+def test_fine_tuning_skips_cells_whose_towers_are_still_pretraining(learning, tmp_path):
+    """A core freed by pre-training fine-tunes what is ready: a cell whose
+    towers are not kept yet waits, the cells after it run, and the study is
+    not done while it waits."""
+    study = learning.TOY
+    order = [
+        c for tier in learning.cells(study, {"electra": [10, 40], "mlm": [11, 44]}) for c in tier
+    ]
+    results = tmp_path / "results"
+    results.mkdir()
+    waiting = order[0][1]
+    run, pending = learning._next_run(study, order, str(results), lambda start: start != waiting)
+    assert (run.task, run.start) == next(c for c in order if c[1] != waiting) and pending
+    assert learning._next_run(study, order, str(results), lambda start: False) == (None, True)
+    # Ready means kept whole: pretrain() moves a tower in with its "done" file.
+    assert learning.tower_ready(str(tmp_path), "random")
+    assert not learning.tower_ready(str(tmp_path), "electra-40")
+    (tmp_path / "towers" / "electra-40").mkdir(parents=True)
+    assert not learning.tower_ready(str(tmp_path), "electra-40")
+    (tmp_path / "towers" / "electra-40" / "done").write_text("40\n")
+    assert learning.tower_ready(str(tmp_path), "electra-40")
