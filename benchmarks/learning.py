@@ -8,8 +8,9 @@ One ELECTRA run and one MLM run (the same encoder, equal pre-training FLOPs)
 are taken to the largest budget; their towers are kept at each budget on
 the way (one learning-rate schedule per objective, so the earlier budgets
 are points on the way, not separately annealed runs). Every start (random
-init and each kept tower) is then fine-tuned on each task with its own
-learning-rate sweep and several seeds, through `run_finetuning`, the job
+init and each kept tower) is fine-tuned on each task with its own
+learning-rate sweep and several seeds (a core that pre-training frees
+works on the towers already kept), through `run_finetuning`, the job
 `python -m electra_tf.finetune` runs (the flags of each run are in the
 JSON). The learning rate is chosen on a validation split carved from the
 training file; the number reported is the held-out dev set's, at the final
