@@ -577,7 +577,9 @@ def finetune_worker(work: str, study: Study, data: dict, steps: dict[str, list[i
 
 def tower_ready(work: str, start: str) -> bool:
     """Whether a start's towers are kept (pretrain() moves them in whole)."""
-    return start == "random" or os.path.exists(os.path.join(work, "towers", start, "done"))
+    if start == "random":
+        return True
+    return os.path.exists(os.path.join(tower_dir(work, *_split_start(start)), "done"))
 
 
 def _next_run(
