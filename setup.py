@@ -25,6 +25,10 @@ INSTALL_REQUIRES = [
 # here accept protobuf 6.33 (the newest gencode they ship is 6.33.5).
 BEAM = ["apache-beam==2.77.0", "protobuf>=6.33.5,<7", "pyarrow>=15,<26"]
 
+# benchmarks/learning.py's plot and benchmarks/layer_probe.py's probes (the
+# toy study in the tests runs both).
+BENCH_ANALYSIS = ["matplotlib>=3.8", "scikit-learn>=1.5,<2"]
+
 EXTRAS = {
     "beam": BEAM,
     # transformers + torch (the CPU wheel, 2.13.0) for the Hugging Face parity tests.
@@ -39,9 +43,10 @@ EXTRAS = {
         "mediapipe==1.2.3",
         # Property-based tests of the text paths (tokenizers, data prep, packing).
         "hypothesis==6.170.17",
+        *BENCH_ANALYSIS,
     ],
-    # Peers for benchmarks/.
-    "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil"],
+    # Peers for benchmarks/, and what the learning study's plots and probes use.
+    "bench": ["transformers>=4.46,<6", "torch==2.13.0", "safetensors", "psutil", *BENCH_ANALYSIS],
 }
 
 setup(

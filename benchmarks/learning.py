@@ -694,14 +694,19 @@ def select(results: list[dict], sweep_seeds: int) -> dict:
 def crossover(points: list[tuple[float, float, float]], baseline: dict) -> dict:
     """Where a pre-trained start's mean passes random init's mean + 2 sd.
 
-    points: (pflops, mean, sd) by budget. Measured when a budget passes it;
-    else where the least-squares line through every budget's mean in
-    log(FLOPs) reaches it, labelled extrapolated (None when it does not rise).
+    points: (pflops, mean, sd) by budget. Measured when a budget passes it
+    by more than 2 of its own sd too; the first budget whose mean alone
+    passes, labelled so; else where the least-squares line through every
+    budget's mean in log(FLOPs) reaches it, labelled extrapolated (None when
+    it does not rise).
     """
     bar = baseline["mean"] + 2 * baseline["sd"]
     for pflops, mean, sd in points:
         if mean - 2 * sd > baseline["mean"] and mean > bar:
             return {"pflops": pflops, "kind": "measured", "bar": bar}
+    for pflops, mean, _ in points:
+        if mean > bar:  # a line fitted past this point would say nothing more
+            return {"pflops": pflops, "kind": "mean above, not by 2 of its own sd", "bar": bar}
     if len(points) < 2:
         return {"pflops": None, "kind": "not enough budgets", "bar": bar}
     xs = [math.log10(p[0]) for p in points]
@@ -709,8 +714,9 @@ def crossover(points: list[tuple[float, float, float]], baseline: dict) -> dict:
     slope, intercept = statistics.linear_regression(xs, ys)
     if slope <= 0:
         return {"pflops": None, "kind": f"not rising over {len(points)} budgets", "bar": bar}
-    return {"pflops": 10 ** ((bar - intercept) / slope),
-            "kind": f"extrapolated from {len(points)} budgets", "bar": bar,
+    at = 10 ** ((bar - intercept) / slope)
+    return {"pflops": at, "kind": f"extrapolated from {len(points)} budgets", "bar": bar,
+            "times_largest": at / max(p[0] for p in points),
             "fit": {"slope_per_decade": slope, "intercept": intercept}}  # fmt: skip
 
 
@@ -826,7 +832,8 @@ def start_label(start: str) -> str:
     if start == "random":
         return "random init"
     objective, steps = _split_start(start)
-    return f"{NAMES[objective]} {steps:,} steps"
+    objective, _, variant = objective.partition("_")  # a recipe check: electra_<variant>
+    return f"{NAMES[objective]}{', ' + variant if variant else ''} {steps:,} steps"
 
 
 def _score(cell: dict) -> str:
@@ -884,7 +891,14 @@ def markdown(out: dict) -> str:
     ]
     for task in tasks:
         for name, c in out["crossover"].get(task, {}).items():
-            where = f"{c['pflops']:.2f} ({c['kind']})" if c["pflops"] else c["kind"]
+            where = c["kind"]
+            if c["pflops"] and not c["kind"].startswith("extrapolated"):
+                where = f"{c['pflops']:.2f} ({c['kind']})"
+            elif c["pflops"]:
+                # A line through a few noisy points says little far beyond them.
+                times = c["times_largest"]
+                times = f"{times:,.1f}" if times < 10 else f"{times:,.0f}"
+                where = f"{c['pflops']:,.2f} ({c['kind']}, {times}× the largest run)"
             lines.append(f"| {TASK_TITLES[task]} | {name} | {100 * c['bar']:.1f} | {where} |")
     return "\n".join(lines)
 
@@ -905,6 +919,8 @@ def plot(out: dict, path: str) -> None:
     fits = [c for cs in out["crossover"].values() for c in cs.values() if "fit" in c]
     reached = sorted(c["pflops"] for c in fits if c["pflops"] <= ticks[-1] * REACH)
     high = max([ticks[-1], *reached])
+    # A crossover within a factor of ~1.8 of a budget would print over its tick.
+    labelled = [r for r in reached if all(abs(math.log10(r / t)) > 0.25 for t in ticks)]
     tasks = [t for t in TASK_TITLES if t in out["finetuning"]]
     panels = [("pretrain", None)] + [("task", t) for t in tasks]
     cols = 4
@@ -913,7 +929,7 @@ def plot(out: dict, path: str) -> None:
     for ax, (kind, task) in zip(axes.flat, panels):
         ax.set_xscale("log")
         ax.set_xlim(low / 1.3, high * 1.3)
-        ax.set_xticks([*ticks, *reached])
+        ax.set_xticks([*ticks, *labelled])
         ax.xaxis.set_major_formatter(FormatStrFormatter("%.2g"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("pre-training PFLOPs")

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from helpers import REPO, cli_env
 
@@ -152,12 +153,17 @@ def test_crossover_is_measured_or_read_off_the_fit(learning):
     assert c["kind"] == "extrapolated from 3 budgets"
     # 0.03 a doubling: 0.62 is two doublings past 0.2 PFLOPs.
     assert c["pflops"] == pytest.approx(0.8)
+    assert c["times_largest"] == pytest.approx(4.0)
     fit = c["fit"]
     assert fit["intercept"] + fit["slope_per_decade"] * math.log10(c["pflops"]) == pytest.approx(
         c["bar"]
     )
     measured = learning.crossover([*rising, (0.4, 0.66, 0.01)], baseline)
     assert measured == {"pflops": 0.4, "kind": "measured", "bar": pytest.approx(0.62)}
+    # Above the bar on the mean but not clear of its own noise: no line is
+    # fitted past a budget that already reaches the bar.
+    noisy = learning.crossover([*rising, (0.4, 0.63, 0.03)], baseline)
+    assert noisy["pflops"] == 0.4 and noisy["kind"] == "mean above, not by 2 of its own sd"
     falling = learning.crossover([(0.05, 0.56, 0.01), (0.2, 0.55, 0.01)], baseline)
     assert falling["pflops"] is None and falling["kind"] == "not rising over 2 budgets"
 
@@ -183,3 +189,47 @@ def test_fine_tuning_skips_cells_whose_towers_are_still_pretraining(learning, tm
     assert not learning.tower_ready(str(tmp_path), "electra-40")
     (tmp_path / "towers" / "electra-40" / "done").write_text("40\n")
     assert learning.tower_ready(str(tmp_path), "electra-40")
+
+
+def test_layer_probe_reads_every_layer_of_the_kept_towers(toy):
+    work, _, _, out, _, shared = toy
+    path = work / "layer_probe.json"
+    command = [sys.executable, os.path.join(REPO, "benchmarks", "layer_probe.py"),
+               f"--work_dir={work}", f"--out={path}"]  # fmt: skip
+    done = subprocess.run(command, env=cli_env(ELECTRA_SHARED_DATA=str(shared)),
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    probes = json.loads(path.read_text())["probes"]
+    study = out["study"]
+    budgets = [f"electra-{n}" for n in study["budgets"]]
+    assert {"random", *budgets} <= set(probes)  # random init and every kept tower
+    for start, tasks in probes.items():
+        layers = tasks["probe_sst2"]
+        assert len(layers) == study["num_layers"] + 1, (
+            start
+        )  # the embeddings' output, then each layer
+        for layer in layers:
+            assert layer["c"] in (0.1, 1.0)
+            assert 0.0 <= layer["dev"] <= 1.0
+    assert "| linear probe, SST-2-like (acc.) | layer 0 | layer 1 |" in done.stdout
+
+
+def test_layer_probe_scores_tokens_back_in_their_sentences(learning):
+    """A probe's per-word predictions are scored as the tagging task scores
+    whole sentences: perfect logits give entity F1 1, and unlabelled pieces
+    (word continuations, padding) are not scored."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import layer_probe
+
+    from electra_tf.tasks import get_task
+
+    info = {"kind": "tagging", "labels": ["O", "B-person", "I-person"], "main_metric": "entity_f1"}
+    label_ids = np.array([[-1, 1, 2, -1, 0, -1], [-1, 0, 1, -1, -1, -1]])
+    gold = label_ids[label_ids != -1]
+    logits = np.eye(3, dtype=np.float32)[gold]
+    split = {"label_ids": label_ids}
+    task = get_task("tagging")
+    assert layer_probe.score(task, info, split, logits, tokens=True) == 1.0
+    wrong = logits.copy()
+    wrong[0] = np.eye(3)[0]  # "O I-person": a one-word person, not the gold two-word one
+    assert layer_probe.score(task, info, split, wrong, tokens=True) == pytest.approx(0.5)

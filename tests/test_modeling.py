@@ -11,6 +11,7 @@ from electra_tf.modeling import (
     ElectraGenerator,
     ElectraPretrainer,
 )
+from electra_tf.modeling.self_attention import attention_bias
 
 
 def _inputs(b=2, length=12, vocab=100):
@@ -33,6 +34,20 @@ def test_shapes_and_towers():
     assert ElectraBackbone(config, "generator")(x).shape == (2, 12, config.generator_hidden_size)
     assert ElectraDiscriminator(config)(x).shape == (2, 12)
     assert ElectraGenerator(config)(x).shape == (2, 3, 100)
+
+
+def test_hidden_states_are_the_layers_on_the_way_to_the_output():
+    config = ElectraConfig.from_preset("tiny", vocab_size=100)
+    encoder = ElectraBackbone(config)
+    x = _inputs()
+    states = encoder.hidden_states(x)
+    assert len(states) == config.num_layers + 1
+    np.testing.assert_allclose(states[-1], encoder(x), atol=1e-6)
+    # Each state feeds the next layer.
+    bias = attention_bias(x["input_mask"], states[0].dtype)
+    np.testing.assert_allclose(
+        encoder.transformer_layers[0](states[0], bias=bias), states[1], atol=1e-6
+    )
 
 
 def test_pretrainer_shares_embeddings_and_ties_the_mlm_head():

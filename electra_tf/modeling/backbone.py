@@ -109,13 +109,21 @@ class ElectraBackbone(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None):
+        return self.hidden_states(inputs, training=training)[-1]
+
+    def hidden_states(self, inputs, training=None) -> list:
+        """The input to the first layer and each layer's output (what a
+        per-layer probe reads), `num_layers + 1` tensors [batch, length, hidden]."""
+        if not self.built:  # called directly, not through __call__, which builds first
+            self.build()
         x = self.embeddings(inputs["input_ids"], inputs["segment_ids"], training=training)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
+        states = [x]
         bias = attention_bias(inputs["input_mask"], x.dtype)
         for layer in self.transformer_layers:
-            x = layer(x, bias=bias, training=training)
-        return x
+            states.append(layer(states[-1], bias=bias, training=training))
+        return states
 
     def get_config(self):
         return {"config": self.config.to_dict(), "tower": self.tower, "name": self.name}
