@@ -43,11 +43,18 @@ def study_of(work: str) -> learning.Study:
     return learning.Study(**{k: learning._as_field(v) for k, v in fields.items()})
 
 
+def start_order(start: str) -> tuple:
+    """random, then by objective and budget."""
+    if start == "random":
+        return ("",)
+    return learning._split_start(start)
+
+
 def kept_starts(work: str) -> list[str]:
-    """random, then every tower the study kept, by objective and budget."""
+    """random, then every tower the study kept."""
     towers = os.path.join(work, "towers")
     kept = [s for s in os.listdir(towers) if learning.tower_ready(work, s)]
-    return ["random", *sorted(kept, key=lambda s: (s.split("-")[0], learning._split_start(s)[1]))]
+    return sorted(["random", *kept], key=start_order)
 
 
 def encoder_of(work: str, study: learning.Study, vocab_size: int, start: str):
@@ -93,7 +100,7 @@ def layer_features(encoder, split: dict[str, np.ndarray], tokens: bool) -> list[
     return [np.concatenate(layer) for layer in zip(*batches)]
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, c: float):
+def fit_probe(x: np.ndarray, y: np.ndarray, c: float, num_labels: int):
     """Multinomial logistic regression on standardised features (the train
     split's statistics), fitted to convergence: a convex probe has one
     answer, so what it scores is the features', not an optimiser's."""
@@ -101,7 +108,14 @@ def fit_probe(x: np.ndarray, y: np.ndarray, c: float):
 
     mean, scale = x.mean(0), x.std(0) + 1e-6
     probe = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
-    return lambda z: probe.decision_function((z - mean) / scale)
+
+    def logits(z: np.ndarray) -> np.ndarray:
+        """[n, num_labels]; a label the train split never has is never predicted."""
+        out = np.full((len(z), num_labels), -np.inf, np.float32)
+        out[:, probe.classes_] = probe.predict_log_proba((z - mean) / scale)
+        return out
+
+    return logits
 
 
 def score(
@@ -132,7 +146,7 @@ def probe_layer(x: dict, splits: dict, info: dict) -> dict:
     task, tokens = get_task(info["kind"]), info["kind"] == "tagging"
     labels = splits["train"]["label_ids"]
     y = labels[labels != IGNORE] if tokens else labels
-    fitted = {c: fit_probe(x["train"], y, c) for c in INVERSE_L2}
+    fitted = {c: fit_probe(x["train"], y, c, len(info["labels"])) for c in INVERSE_L2}
 
     def scored(c: float, split: str) -> float:
         return score(task, info, splits[split], fitted[c](x[split]), tokens)
@@ -166,7 +180,8 @@ def markdown(out: dict) -> str:
         lines += [f"| {learning.TASK_TITLES[name]} | "
                   + " | ".join(f"layer {k}" for k in range(layers)) + " |",
                   "|---" * (layers + 1) + "|"]  # fmt: skip
-        for start, probes in out["probes"].items():
+        for start in sorted(out["probes"], key=start_order):
+            probes = out["probes"][start]
             cells = [f"{100 * layer['dev']:.1f}" for layer in probes[name]]
             lines.append(f"| {learning.start_label(start)} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -175,7 +190,7 @@ def markdown(out: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work_dir", required=True, help="a learning study's --work_dir")
+    parser.add_argument("--work_dir", default=None, help="a learning study's --work_dir")
     parser.add_argument("--starts", default=None,
                         help="comma-separated starts (default: random and every kept tower)")  # fmt: skip
     parser.add_argument("--out", default=os.path.join(HERE, "results_layer_probe.json"))
@@ -184,6 +199,8 @@ def main() -> None:
     if args.render:
         print(markdown(learning.read_json(args.out)))
         return
+    if not args.work_dir:
+        parser.error("--work_dir is required (the learning study's)")
     from electra_tf.io_utils import atomic_write_json
     from electra_tf.vocab import Vocab
 

@@ -68,7 +68,7 @@ class Study:
 
     corpus: tuple[str, ...] = CORPUS
     # Pre-training (the ELECTRA budgets, in steps; MLM gets equal FLOPs).
-    budgets: tuple[int, ...] = (1500, 3000, 6000)
+    budgets: tuple[int, ...] = (1500, 6000, 24000)
     batch: int = 32
     seq_len: int = 128
     num_layers: int = 4
