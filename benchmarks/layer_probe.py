@@ -209,6 +209,10 @@ def main() -> None:
     data = learning.read_json(os.path.join(work, "data.json"))
     vocab_size = Vocab.load(data["vocab"]).size
     starts = args.starts.split(",") if args.starts else kept_starts(work)
+    for start in starts:
+        kept = start.rpartition("-")[2].isdigit() and learning.tower_ready(work, start)
+        if start != "random" and not kept:
+            parser.error(f"--starts: {start!r} is not a tower kept in {work}/towers")
     probes = {}
     for start in starts:
         learning.log(f"probing every layer of {start}")
