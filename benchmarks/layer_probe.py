@@ -43,18 +43,11 @@ def study_of(work: str) -> learning.Study:
     return learning.Study(**{k: learning._as_field(v) for k, v in fields.items()})
 
 
-def start_order(start: str) -> tuple:
-    """random, then by objective and budget."""
-    if start == "random":
-        return ("",)
-    return learning._split_start(start)
-
-
 def kept_starts(work: str) -> list[str]:
     """random, then every tower the study kept."""
     towers = os.path.join(work, "towers")
     kept = [s for s in os.listdir(towers) if learning.tower_ready(work, s)]
-    return sorted(["random", *kept], key=start_order)
+    return sorted(["random", *kept], key=learning.start_order)
 
 
 def encoder_of(work: str, study: learning.Study, vocab_size: int, start: str):
@@ -71,12 +64,11 @@ def encoder_of(work: str, study: learning.Study, vocab_size: int, start: str):
     return load_encoder(find_tower(learning.tower_dir(work, *learning._split_start(start))))
 
 
-def read_split(data_dir: str, split: str) -> dict[str, np.ndarray]:
+def read_split(data_dir: str, info: dict, split: str) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     from electra_tf.tasks.info import feature_spec
 
-    info = learning.read_json(os.path.join(data_dir, "finetune_info.json"))
     spec = feature_spec(info, info["max_seq_length"])
     records = tf.data.TFRecordDataset(os.path.join(data_dir, f"{split}.tfrecord"))
     batches = list(records.map(lambda r: tf.io.parse_single_example(r, spec)).batch(512))
@@ -164,7 +156,7 @@ def probe_start(work: str, study, data: dict, vocab_size: int, start: str) -> di
         data_dir = data["finetune"][name]
         info = learning.read_json(os.path.join(data_dir, "finetune_info.json"))
         tokens = info["kind"] == "tagging"
-        splits = {s: read_split(data_dir, s) for s in ("train", "validation", "dev")}
+        splits = {s: read_split(data_dir, info, s) for s in ("train", "validation", "dev")}
         feats = {s: layer_features(encoder, split, tokens) for s, split in splits.items()}
         out[name] = [
             probe_layer({s: f[k] for s, f in feats.items()}, splits, info)
@@ -180,7 +172,7 @@ def markdown(out: dict) -> str:
         lines += [f"| {learning.TASK_TITLES[name]} | "
                   + " | ".join(f"layer {k}" for k in range(layers)) + " |",
                   "|---" * (layers + 1) + "|"]  # fmt: skip
-        for start in sorted(out["probes"], key=start_order):
+        for start in sorted(out["probes"], key=learning.start_order):
             probes = out["probes"][start]
             cells = [f"{100 * layer['dev']:.1f}" for layer in probes[name]]
             lines.append(f"| {learning.start_label(start)} | " + " | ".join(cells) + " |")

@@ -828,6 +828,13 @@ def _machine() -> dict:
     return {"cpu": model, "cores": os.cpu_count()}
 
 
+def start_order(start: str) -> tuple:
+    """How tables list starts: random init, then by objective and budget."""
+    if start == "random":
+        return ("", 0)
+    return _split_start(start)
+
+
 def start_label(start: str) -> str:
     if start == "random":
         return "random init"
@@ -846,8 +853,7 @@ def markdown(out: dict) -> str:
     the learning rate chosen on validation) by start."""
     table = out["finetuning"]
     tasks = [t for t in TASK_TITLES if t in table]
-    all_starts = sorted({s for t in tasks for s in table[t]},
-                        key=lambda s: (s != "random", s.split("-")[0], out["pflops_of_start"].get(s, 0)))  # fmt: skip
+    all_starts = sorted({s for t in tasks for s in table[t]}, key=start_order)
     lines = ["| start | PFLOPs | " + " | ".join(TASK_TITLES[t] for t in tasks) + " |",
              "|---" * (len(tasks) + 2) + "|"]  # fmt: skip
     for start in all_starts:
@@ -892,13 +898,13 @@ def markdown(out: dict) -> str:
     for task in tasks:
         for name, c in out["crossover"].get(task, {}).items():
             where = c["kind"]
-            if c["pflops"] and not c["kind"].startswith("extrapolated"):
-                where = f"{c['pflops']:.2f} ({c['kind']})"
-            elif c["pflops"]:
+            if "times_largest" in c:
                 # A line through a few noisy points says little far beyond them.
                 times = c["times_largest"]
                 times = f"{times:,.1f}" if times < 10 else f"{times:,.0f}"
                 where = f"{c['pflops']:,.2f} ({c['kind']}, {times}× the largest run)"
+            elif c["pflops"]:
+                where = f"{c['pflops']:.2f} ({c['kind']})"
             lines.append(f"| {TASK_TITLES[task]} | {name} | {100 * c['bar']:.1f} | {where} |")
     return "\n".join(lines)
 
